@@ -1,0 +1,39 @@
+"""The Python API the CLI is a thin layer over; notebooks call the same functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.catalog.loader import load_tasks
+from bench.engine.evaluate import evaluate
+from bench.models.packs import PACKS
+from bench.models.resolve import resolve_model
+from bench.records import RunPlan, RunRecord
+from bench.report.leaderboard import write_markdown
+from bench.store.store import open_store, write_run
+
+
+def run(
+    plan: RunPlan, store: str | None = None, progress: Callable[[str], None] = lambda _: None
+) -> list[RunRecord]:
+    """Evaluate every model of the plan on its tasks; each run lands in the store whole."""
+    # Everything that can be wrong with the input is found before the store is touched.
+    load_tasks(plan.tasks, plan.include_paths)
+    # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
+    by_name = {n: resolve_model(n, progress) for n in sorted(plan.models, key=lambda n: n in PACKS)}
+    models = [by_name[n] for n in plan.models]
+    engine = open_store(store)
+    records = []
+    for model in models:
+        progress(f"evaluating {model.name} on {', '.join(plan.tasks)}")
+        # Fresh Task objects per model: lm-eval keeps per-run state on them.
+        tasks = load_tasks(plan.tasks, plan.include_paths)
+        record = evaluate(model, tasks, plan.settings)
+        write_run(engine, record)
+        records.append(record)
+    return records
+
+
+def report(store: str | None = None, out_dir: Path = Path("reports")) -> Path:
+    return write_markdown(open_store(store), out_dir)

@@ -1,0 +1,27 @@
+"""Backend registry: name -> factory that builds an lm-eval `LM` with a `timings` log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.records import RunSettings
+
+
+def _hf(model_path: Path, settings: RunSettings) -> Any:
+    import torch
+
+    from bench.backends.hf import HFBackend
+
+    args = {"device": "cuda" if torch.cuda.is_available() else "cpu", **settings.model_args}
+    return HFBackend(pretrained=str(model_path), batch_size=settings.batch_size, **args)
+
+
+BACKENDS: dict[str, Callable[[Path, RunSettings], Any]] = {"hf": _hf}
+
+
+def create_backend(name: str, model_path: Path, settings: RunSettings) -> Any:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend '{name}'; available: {', '.join(BACKENDS)}")
+    return BACKENDS[name](model_path, settings)

@@ -1,0 +1,49 @@
+"""Per-request timing records that every backend fills in the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """Identifies one lm-eval request: which task, which document, which of its requests."""
+
+    task: str
+    doc_id: int
+    idx: int
+
+
+@dataclass
+class RequestTiming:
+    request_type: str  # loglikelihood | loglikelihood_rolling | generate_until
+    wall_s: float  # this request's share of the batch it ran in
+    prompt_tokens: int
+    completion_tokens: int
+    batch_size: int
+
+
+@dataclass
+class TimingLog:
+    """What a backend measured, keyed by request; the engine joins it to samples."""
+
+    records: dict[RequestKey, RequestTiming] = field(default_factory=dict)
+
+    def add(self, instance, timing: RequestTiming) -> None:
+        key = RequestKey(instance.task_name, int(instance.doc_id), int(instance.idx))
+        self.records[key] = timing
+
+    def for_doc(self, task: str, doc_id: int) -> list[RequestTiming]:
+        return [t for k, t in self.records.items() if k.task == task and k.doc_id == doc_id]
+
+    def by_doc(self) -> dict[tuple[str, int], list[RequestTiming]]:
+        grouped: dict[tuple[str, int], list[RequestTiming]] = {}
+        for key, timing in self.records.items():
+            grouped.setdefault((key.task, key.doc_id), []).append(timing)
+        return grouped
+
+
+def split_time(total_s: float, weights: list[int]) -> list[float]:
+    """Share a batch's wall time among its requests in proportion to their tokens."""
+    whole = sum(weights) or len(weights)
+    return [total_s * (w or 1) / whole for w in weights]

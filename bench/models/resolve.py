@@ -1,0 +1,57 @@
+"""Turns what the user typed (pack name, local folder, HF id) into a local model directory."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+from bench.models.packs import PACKS, cache_root, materialize, read_manifest
+from bench.models.weights import weights_hash
+from bench.records import ModelRef
+
+
+class UnknownModelError(LookupError):
+    def __init__(self, name: str, reason: str):
+        close = difflib.get_close_matches(name, list(PACKS), n=3, cutoff=0.4)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; packs: {', '.join(PACKS)}"
+        super().__init__(f"unknown model '{name}': {reason}{hint}")
+
+
+def _cached_hash(path: Path) -> str:
+    """Hash a folder's weights once per (path, size, mtime)."""
+    index_file = cache_root() / "weights-hashes.json"
+    index = json.loads(index_file.read_text()) if index_file.exists() else {}
+    stamp = [
+        [p.name, p.stat().st_size, p.stat().st_mtime_ns]
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.suffix in (".safetensors", ".bin", ".gguf", ".pt")
+    ]
+    entry = index.get(str(path.resolve()))
+    if entry and entry["stamp"] == stamp:
+        return entry["sha256"]
+    digest = weights_hash(path)
+    index[str(path.resolve())] = {"stamp": stamp, "sha256": digest}
+    index_file.parent.mkdir(parents=True, exist_ok=True)
+    index_file.write_text(json.dumps(index))
+    return digest
+
+
+def resolve_model(name: str, progress=lambda _: None) -> ModelRef:
+    if name in PACKS:
+        path = materialize(name, progress)
+        return ModelRef(name, path, read_manifest(name)["weights_sha256"], "pack")
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise UnknownModelError(name, "the folder has no config.json")
+        return ModelRef(name, folder.resolve(), _cached_hash(folder), "local")
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        from huggingface_hub import snapshot_download
+
+        try:
+            path = Path(snapshot_download(name))
+        except Exception as err:  # offline, missing or private: all mean "not usable here"
+            raise UnknownModelError(name, f"not a pack or folder, and the hub said: {err}") from None
+        return ModelRef(name, path, _cached_hash(path), "hub-cache")
+    raise UnknownModelError(name, "not a pack name, a model folder or a Hugging Face id")

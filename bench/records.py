@@ -1,0 +1,97 @@
+"""Typed records passed between the stages: plan -> engine -> store -> report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    backend: str = "hf"
+    model_args: dict[str, str] = field(default_factory=dict)
+    num_fewshot: int | None = None
+    limit: float | None = None
+    batch_size: int = 8
+    apply_chat_template: bool = False
+    bootstrap_iters: int = 100_000  # lm-eval's default, so stderrs match its CLI
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    models: list[str]
+    tasks: list[str]
+    settings: RunSettings
+    include_paths: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str  # what the user typed: pack name, HF id or folder
+    path: Path  # local Hugging Face directory
+    weights_sha256: str
+    source: str  # "pack" | "local" | "hub-cache"
+
+
+@dataclass(frozen=True)
+class TaskVersion:
+    name: str
+    content_hash: str
+    source: str
+    output_type: str
+    n_samples: int
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    task: str
+    metric: str
+    filter: str
+    value: float
+    stderr: float | None
+    higher_is_better: bool | None
+    n_samples: int
+    primary: bool
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    task: str
+    doc_id: int
+    filter: str
+    prompt: str
+    response: str  # JSON list of filtered responses
+    target: str
+    scores: dict[str, Any]
+    wall_s: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    run_id: str
+    model: ModelRef
+    tasks: list[TaskVersion]
+    settings: RunSettings
+    versions: dict[str, str]
+    hardware: dict[str, str | int | float]
+    started_at: datetime
+    load_s: float
+    wall_s: float  # evaluation time, model load excluded
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def tokens_per_s(self) -> float:
+        total = self.prompt_tokens + self.completion_tokens
+        return total / self.wall_s if self.wall_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    manifest: RunManifest
+    metrics: list[MetricRecord]
+    samples: list[SampleRecord]

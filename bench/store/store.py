@@ -1,0 +1,99 @@
+"""Opens a results store by SQLAlchemy URL and writes / reads whole runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bench.records import RunRecord
+from bench.store.schema import Base, Metric, Run, RunTask, Sample
+
+DEFAULT_STORE = "sqlite:///results/bench.db"
+
+
+def store_url(url: str | None) -> str:
+    """--store, else $BENCH_STORE, else results/bench.db."""
+    return url or os.environ.get("BENCH_STORE") or DEFAULT_STORE
+
+
+def open_store(url: str | None = None) -> Engine:
+    url = store_url(url)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def write_run(engine: Engine, record: RunRecord) -> None:
+    """One transaction per run: a run is in the store whole, or not at all."""
+    m = record.manifest
+    with Session(engine) as session, session.begin():
+        session.add(
+            Run(
+                run_id=m.run_id,
+                model=m.model.name,
+                model_path=str(m.model.path),
+                model_source=m.model.source,
+                weights_sha256=m.model.weights_sha256,
+                backend=m.settings.backend,
+                settings=dataclasses.asdict(m.settings),
+                versions=m.versions,
+                hardware=m.hardware,
+                started_at=m.started_at,
+                load_s=m.load_s,
+                wall_s=m.wall_s,
+                prompt_tokens=m.prompt_tokens,
+                completion_tokens=m.completion_tokens,
+                tokens_per_s=m.tokens_per_s,
+            )
+        )
+        session.flush()
+        session.add_all(
+            RunTask(run_id=m.run_id, task=t.name, **_without(t, "name")) for t in m.tasks
+        )
+        session.add_all(
+            Metric(run_id=m.run_id, is_primary=x.primary, **_without(x, "primary"))
+            for x in record.metrics
+        )
+        session.add_all(Sample(run_id=m.run_id, **dataclasses.asdict(s)) for s in record.samples)
+
+
+def _without(obj, *names: str) -> dict:
+    return {k: v for k, v in dataclasses.asdict(obj).items() if k not in names}
+
+
+def read_table(engine: Engine, table) -> pd.DataFrame:
+    with engine.connect() as connection:
+        return pd.read_sql(select(table), connection)
+
+
+def metrics_frame(engine: Engine) -> pd.DataFrame:
+    """Every metric joined with its run's model and speed figures."""
+    with engine.connect() as connection:
+        query = select(
+            Metric,
+            Run.model,
+            Run.backend,
+            Run.started_at,
+            Run.wall_s,
+            Run.tokens_per_s,
+            Run.prompt_tokens,
+            Run.completion_tokens,
+        ).join(Run, Run.run_id == Metric.run_id)
+        return pd.read_sql(query, connection)
