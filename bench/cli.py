@@ -10,8 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Benchmark open LLMs: accuracy, speed and cost in one store.", no_args_is_help=True)
-models_app = typer.Typer(help="Offline model packs: list, pull (materialize), path.", no_args_is_help=True)
+app = typer.Typer(
+    help="Benchmark open LLMs: accuracy, speed and cost in one store.", no_args_is_help=True
+)
+models_app = typer.Typer(
+    help="Offline model packs: list, pull (materialize), path.", no_args_is_help=True
+)
 results_app = typer.Typer(help="Read what the results store holds.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(results_app, name="results")
@@ -19,7 +23,10 @@ app.add_typer(results_app, name="results")
 console = Console(stderr=True)
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", help="SQLAlchemy URL of the results store [default: $BENCH_STORE or sqlite:///results/bench.db]"),
+    typer.Option(
+        "--store",
+        help="SQLAlchemy URL of the results store [default: $BENCH_STORE or sqlite:///results/bench.db]",
+    ),
 ]
 
 
@@ -46,8 +53,14 @@ def models_list() -> None:
         except PackError:
             installed = f"no ({pack.install})"
         ready = is_materialized(pack.name)
-        table.add_row(pack.name, pack.package, pack.license, installed, "yes" if ready else "no",
-                      str(pack_dir(pack.name)) if ready else "")
+        table.add_row(
+            pack.name,
+            pack.package,
+            pack.license,
+            installed,
+            "yes" if ready else "no",
+            str(pack_dir(pack.name)) if ready else "",
+        )
     Console().print(table)
 
 
@@ -82,17 +95,50 @@ def models_path(name: str) -> None:
 
 @app.command()
 def run(
-    model: Annotated[str | None, typer.Option("--model", help="Pack names, HF ids or model folders, comma-separated.")] = None,
-    tasks: Annotated[str | None, typer.Option("--tasks", help="Task names, comma-separated (lm-eval names or YAML tasks).")] = None,
-    suite: Annotated[str | None, typer.Option("--suite", help="A named suite; supplies models and tasks not given.")] = None,
-    include_path: Annotated[list[Path] | None, typer.Option("--include-path", help="Extra folder of task YAML (repeatable).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Pack names, HF ids or model folders, comma-separated."),
+    ] = None,
+    tasks: Annotated[
+        str | None,
+        typer.Option("--tasks", help="Task names, comma-separated (lm-eval names or YAML tasks)."),
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option("--suite", help="A named suite; supplies models and tasks not given."),
+    ] = None,
+    include_path: Annotated[
+        list[Path] | None,
+        typer.Option("--include-path", help="Extra folder of task YAML (repeatable)."),
+    ] = None,
     backend: Annotated[str, typer.Option("--backend", help="Model backend.")] = "hf",
-    model_args: Annotated[str, typer.Option("--model-args", help="k=v,... passed to the backend (e.g. dtype=bfloat16).")] = "",
-    num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", help="Few-shot examples (default: each task's own).")] = None,
-    limit: Annotated[float | None, typer.Option("--limit", help="Samples per task (a count, or a fraction below 1).")] = None,
+    model_args: Annotated[
+        str,
+        typer.Option("--model-args", help="k=v,... passed to the backend (e.g. dtype=bfloat16)."),
+    ] = "",
+    num_fewshot: Annotated[
+        int | None,
+        typer.Option("--num-fewshot", help="Few-shot examples (default: each task's own)."),
+    ] = None,
+    limit: Annotated[
+        float | None,
+        typer.Option("--limit", help="Samples per task (a count, or a fraction below 1)."),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 8,
-    apply_chat_template: Annotated[bool, typer.Option("--apply-chat-template", help="Format prompts with the model's chat template, as lm-eval does.")] = False,
-    bootstrap_iters: Annotated[int, typer.Option("--bootstrap-iters", help="Bootstrap resamples for stderrs lm-eval cannot compute in closed form.")] = 100_000,
+    apply_chat_template: Annotated[
+        bool,
+        typer.Option(
+            "--apply-chat-template",
+            help="Format prompts with the model's chat template, as lm-eval does.",
+        ),
+    ] = False,
+    bootstrap_iters: Annotated[
+        int,
+        typer.Option(
+            "--bootstrap-iters",
+            help="Bootstrap resamples for stderrs lm-eval cannot compute in closed form.",
+        ),
+    ] = 100_000,
     store: StoreOption = None,
 ) -> None:
     """Evaluate models on tasks and record every metric and sample in the store."""
@@ -130,18 +176,28 @@ def run(
     )
     try:
         records = api.run(plan, store, lambda msg: console.print(f"[dim]{msg}[/dim]"))
-    except (UnknownModelError, UnknownTaskError, TaskYamlError, PackError, FileNotFoundError) as err:
+    except (
+        UnknownModelError,
+        UnknownTaskError,
+        TaskYamlError,
+        PackError,
+        FileNotFoundError,
+    ) as err:
         _fail(str(err))
     for record in records:
         m = record.manifest
-        console.print(f"run {m.run_id}: {m.model.name}, {len(record.samples)} samples, "
-                      f"{m.wall_s:.1f} s, {m.tokens_per_s:.0f} tokens/s")
+        console.print(
+            f"run {m.run_id}: {m.model.name}, {len(record.samples)} samples, "
+            f"{m.wall_s:.1f} s, {m.tokens_per_s:.0f} tokens/s"
+        )
 
 
 @results_app.command("export")
 def results_export(
     fmt: Annotated[str, typer.Option("--format", help="json (list of objects) or csv.")] = "json",
-    out: Annotated[Path | None, typer.Option("--out", help="File to write [default: stdout].")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write [default: stdout].")
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Every stored metric, one row per (run, task, metric, filter)."""

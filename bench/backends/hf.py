@@ -80,7 +80,17 @@ class HFBackend(HFLM):
             ):
                 windows.append(lm_utils.make_disjoint_window(window))
                 owners.append(owner)
-        scored = self._score_pairs(windows, "loglikelihood_rolling", disable_tqdm)
+        # Windows are scored in request order, batch by batch, exactly as lm-eval's HFLM
+        # does: float32 sums over long texts change in the last bits with the batch shape.
+        scored = [
+            result
+            for chunk in tqdm(
+                list(_batches(windows, self._batch)),
+                disable=disable_tqdm,
+                desc="Running loglikelihood_rolling batches",
+            )
+            for result in self._score_pairs(chunk, "loglikelihood_rolling", True)
+        ]
 
         totals = [0.0] * len(requests)
         parts: list[list[RequestTiming]] = [[] for _ in requests]
@@ -103,6 +113,7 @@ class HFBackend(HFLM):
                 raise ValueError("loglikelihood request with an empty continuation")
             inp = tuple((context + continuation)[-(self.max_length + 1) :][:-1])
             rows.setdefault(inp, []).append(i)
+        # Longest first, ties in token order: the same batches lm-eval's HFLM forms.
         order = sorted(rows, key=lambda inp: (-len(inp), inp))
 
         results: list[tuple[float, bool, RequestTiming] | None] = [None] * len(pairs)

@@ -78,7 +78,9 @@ def _resolve_data_files(config: dict, folder: Path) -> dict:
         return str(candidate) if not Path(item).is_absolute() and candidate.exists() else item
 
     kwargs["data_files"] = (
-        {split: fix(item) for split, item in files.items()} if isinstance(files, dict) else fix(files)
+        {split: fix(item) for split, item in files.items()}
+        if isinstance(files, dict)
+        else fix(files)
     )
     return {**config, "dataset_kwargs": kwargs}
 

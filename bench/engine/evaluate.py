@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bench.backends import create_backend
 from bench.backends.timing import TimingLog
@@ -25,7 +25,7 @@ from bench.records import (
 def evaluate(model: ModelRef, tasks: list[LoadedTask], settings: RunSettings) -> RunRecord:
     from lm_eval import simple_evaluate
 
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     begin = time.perf_counter()
     backend = create_backend(settings.backend, model.path, settings)
     load_s = time.perf_counter() - begin
@@ -135,4 +135,3 @@ def _samples(results: dict, timings: TimingLog) -> list[SampleRecord]:
                 )
             )
     return records
-

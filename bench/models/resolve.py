@@ -52,6 +52,8 @@ def resolve_model(name: str, progress=lambda _: None) -> ModelRef:
         try:
             path = Path(snapshot_download(name))
         except Exception as err:  # offline, missing or private: all mean "not usable here"
-            raise UnknownModelError(name, f"not a pack or folder, and the hub said: {err}") from None
+            raise UnknownModelError(
+                name, f"not a pack or folder, and the hub said: {err}"
+            ) from None
         return ModelRef(name, path, _cached_hash(path), "hub-cache")
     raise UnknownModelError(name, "not a pack name, a model folder or a Hugging Face id")

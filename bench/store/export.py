@@ -9,8 +9,18 @@ from sqlalchemy.engine import Engine
 from bench.store.store import metrics_frame
 
 COLUMNS = [
-    "run_id", "model", "task", "metric", "filter", "value", "stderr",
-    "n_samples", "higher_is_better", "is_primary", "backend", "started_at",
+    "run_id",
+    "model",
+    "task",
+    "metric",
+    "filter",
+    "value",
+    "stderr",
+    "n_samples",
+    "higher_is_better",
+    "is_primary",
+    "backend",
+    "started_at",
 ]
 FORMATS = ("json", "csv")
 
@@ -22,5 +32,6 @@ def export_metrics(engine: Engine, fmt: str) -> str:
     frame["started_at"] = frame["started_at"].astype(str)
     if fmt == "csv":
         return frame.to_csv(index=False)
-    records = json.loads(frame.to_json(orient="records"))
+    # Through Python floats, not DataFrame.to_json, which rounds to 10 digits.
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
     return json.dumps(records, indent=2)

@@ -35,7 +35,9 @@ class Run(Base):
 class RunTask(Base):
     __tablename__ = "run_tasks"
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
     task: Mapped[str] = mapped_column(String(256), primary_key=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(Text)

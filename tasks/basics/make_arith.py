@@ -12,7 +12,11 @@ def make(rng: random.Random, n: int) -> list[dict]:
     rows = []
     for _ in range(n):
         op = rng.choice("+-*")
-        a, b = (rng.randint(2, 9), rng.randint(2, 9)) if op == "*" else (rng.randint(1, 20), rng.randint(1, 20))
+        a, b = (
+            (rng.randint(2, 9), rng.randint(2, 9))
+            if op == "*"
+            else (rng.randint(1, 20), rng.randint(1, 20))
+        )
         if op == "-" and b > a:
             a, b = b, a
         answer = {"+": a + b, "-": a - b, "*": a * b}[op]

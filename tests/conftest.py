@@ -1,0 +1,34 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Hubs are unreachable here; everything runs from the offline packs and local task data.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+BASICS = REPO / "tasks" / "basics"
+BASICS_TASKS = ["basics_facts", "basics_arith", "basics_prose"]
+
+
+def run_bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """The real CLI in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=os.environ.copy(),
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    from bench.models.packs import materialize
+
+    return materialize("smollm2-135m-instruct")

@@ -1,0 +1,116 @@
+"""Malformed task YAML is reported as file:line and field, and stops a run before the store."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.catalog.validate import TaskYamlError, check_task_yaml
+from tests.conftest import run_bench
+
+GOOD = """\
+task: demo_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: data.jsonl
+output_type: multiple_choice
+test_split: test
+doc_to_text: "{{question}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: answer
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "demo.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_good_yaml_passes(tmp_path):
+    assert check_task_yaml(write(tmp_path, GOOD))["task"] == "demo_mc"
+
+
+def test_syntax_error_names_file_and_line(tmp_path):
+    broken = GOOD.replace('doc_to_text: "{{question}}"', 'doc_to_text: "{{question}}\n  bad: [')
+    path = write(tmp_path, broken)
+    with pytest.raises(TaskYamlError) as info:
+        check_task_yaml(path)
+    assert info.value.path == path
+    assert info.value.line >= 8
+    assert str(info.value).startswith(f"{path}:{info.value.line}: YAML syntax error")
+
+
+def test_missing_field_names_field_and_task_line(tmp_path):
+    path = write(tmp_path, GOOD.replace('doc_to_choice: "{{choices}}"\n', ""))
+    with pytest.raises(TaskYamlError) as info:
+        check_task_yaml(path)
+    assert (info.value.line, info.value.field) == (1, "doc_to_choice")
+    assert f"{path}:1:" in str(info.value) and "doc_to_choice" in str(info.value)
+
+
+def test_function_tag_is_not_executed(tmp_path):
+    text = GOOD.replace("doc_to_target: answer", "doc_to_target: !function os.system")
+    assert check_task_yaml(write(tmp_path, text))["doc_to_target"] == "!function os.system"
+
+
+def _assert_bad_input(result, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip().splitlines()
+    assert len(message) == 1, result.stderr
+    for needle in needles:
+        assert needle in message[0], message[0]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "needles"),
+    [
+        (
+            lambda t: t.replace("output_type: multiple_choice\n", "output_type: [multiple\n"),
+            ["demo.yaml:", "YAML syntax error"],
+        ),
+        (lambda t: t.replace("doc_to_target: answer\n", ""), ["demo.yaml:1:", "doc_to_target"]),
+    ],
+)
+def test_cli_rejects_bad_yaml_and_writes_nothing(tmp_path, mutation, needles):
+    tasks_dir = tmp_path / "mytasks"
+    tasks_dir.mkdir()
+    write(tasks_dir, mutation(GOOD))
+    store = tmp_path / "store.db"
+    result = run_bench(
+        "run",
+        "--model",
+        "smollm2-135m-instruct",
+        "--tasks",
+        "demo_mc",
+        "--include-path",
+        str(tasks_dir),
+        "--store",
+        f"sqlite:///{store}",
+    )
+    _assert_bad_input(result, *needles)
+    assert not store.exists()
+
+
+def test_cli_unknown_task_suggests_close_names(tmp_path):
+    store = tmp_path / "store.db"
+    result = run_bench(
+        "run",
+        "--model",
+        "smollm2-135m-instruct",
+        "--tasks",
+        "basics_fact",
+        "--store",
+        f"sqlite:///{store}",
+    )
+    _assert_bad_input(result, "unknown task 'basics_fact'", "basics_facts")
+    assert not store.exists()
+
+
+def test_cli_unknown_model_suggests_packs(tmp_path):
+    store = tmp_path / "store.db"
+    result = run_bench(
+        "run", "--model", "smollm2-135m", "--tasks", "basics_facts", "--store", f"sqlite:///{store}"
+    )
+    _assert_bad_input(result, "unknown model 'smollm2-135m'", "smollm2-135m-instruct")
+    assert not store.exists()
