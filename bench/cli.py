@@ -43,25 +43,21 @@ def _split(value: str | None) -> list[str]:
 @models_app.command("list")
 def models_list() -> None:
     """The offline model packs and whether each is installed and materialized."""
-    from bench.models.packs import PACKS, PackError, _package_dir, is_materialized, pack_dir
+    from bench.models.packs import PACKS, is_installed, is_materialized, pack_dir
 
     table = Table("name", "package", "license", "installed", "materialized", "path")
+    table.columns[0].no_wrap = True
     for pack in PACKS.values():
-        try:
-            _package_dir(pack.package.replace("-", "_"))
-            installed = "yes"
-        except PackError:
-            installed = f"no ({pack.install})"
         ready = is_materialized(pack.name)
         table.add_row(
             pack.name,
             pack.package,
             pack.license,
-            installed,
+            "yes" if is_installed(pack) else f"no: {pack.install}",
             "yes" if ready else "no",
             str(pack_dir(pack.name)) if ready else "",
         )
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 def _pack_or_fail(name: str):

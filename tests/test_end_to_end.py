@@ -1,0 +1,85 @@
+"""`bench run` on both packs -> a real SQLite store -> export and leaderboard."""
+
+import json
+import sqlite3
+
+import pytest
+
+from bench.catalog.loader import yaml_content_hash
+from bench.models.packs import PACKS, read_manifest
+from tests.conftest import BASICS, BASICS_TASKS, run_bench
+
+pytestmark = pytest.mark.slow
+LIMIT = 6
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("e2e") / "bench.db"
+    result = run_bench(
+        "run",
+        "--model",
+        ",".join(PACKS),
+        "--tasks",
+        ",".join(BASICS_TASKS),
+        "--limit",
+        str(LIMIT),
+        "--store",
+        f"sqlite:///{path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return path
+
+
+def rows(store, sql):
+    with sqlite3.connect(store) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(sql)]
+
+
+def test_manifest_records_model_tasks_settings_versions_hardware(store):
+    runs = rows(store, "select * from runs")
+    assert sorted(r["model"] for r in runs) == sorted(PACKS)
+    for run in runs:
+        assert run["weights_sha256"] == read_manifest(run["model"])["weights_sha256"]
+        assert json.loads(run["settings"])["limit"] == LIMIT
+        versions = json.loads(run["versions"])
+        assert {"lm_eval", "torch", "transformers"} <= set(versions)
+        assert json.loads(run["hardware"])["cpu_count"] >= 1
+        assert run["wall_s"] > 0 and run["tokens_per_s"] > 0
+    tasks = rows(store, "select * from run_tasks")
+    for task in tasks:
+        assert task["content_hash"] == yaml_content_hash(BASICS / f"{task['task']}.yaml")
+        assert task["n_samples"] == LIMIT
+
+
+def test_every_sample_stored_with_timings(store):
+    samples = rows(store, "select * from samples")
+    assert len(samples) == len(PACKS) * len(BASICS_TASKS) * LIMIT
+    for sample in samples:
+        assert sample["wall_s"] > 0 and sample["prompt_tokens"] > 0
+        assert sample["completion_tokens"] > 0
+        assert json.loads(sample["scores"])
+    arith = [s for s in samples if s["task"] == "basics_arith"]
+    assert all(s["filter"] == "first_number" and "Question:" in s["prompt"] for s in arith)
+
+
+def test_export_json_and_report(store, tmp_path):
+    exported = run_bench("results", "export", "--format", "json", "--store", f"sqlite:///{store}")
+    assert exported.returncode == 0, exported.stderr
+    records = json.loads(exported.stdout)
+    for key in ("model", "task", "metric", "value", "stderr", "n_samples", "run_id"):
+        assert all(key in r for r in records)
+    facts = [r for r in records if r["task"] == "basics_facts" and r["metric"] == "acc"]
+    assert len(facts) == len(PACKS) and all(r["n_samples"] == LIMIT for r in facts)
+
+    report = run_bench("report", "--store", f"sqlite:///{store}", "--out", str(tmp_path))
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "leaderboard.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + len(PACKS)
+    for task in BASICS_TASKS:
+        assert task in table[0]
+    for fact in facts:
+        row = next(line for line in table if f"| {fact['model']} " in line)
+        assert f"{fact['value']:.4f} ± {fact['stderr']:.4f}" in row
