@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -32,7 +33,8 @@ StoreOption = Annotated[
 
 def _fail(message: str) -> None:
     """Bad input: one line on stderr, exit code 2."""
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    one_line = " ".join(message.split())
+    console.print(f"[red]error:[/red] {escape(one_line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -60,32 +62,25 @@ def models_list() -> None:
     Console(width=160).print(table)
 
 
-def _pack_or_fail(name: str):
-    from bench.models.packs import PACKS
-
-    if name not in PACKS:
-        from bench.models.resolve import UnknownModelError
-
-        _fail(str(UnknownModelError(name, "not an offline model pack")))
-    return name
-
-
 @models_app.command("pull")
 def models_pull(name: str) -> None:
-    """Materialize a pack into the cache as a Hugging Face directory (checksum + smoke prompt)."""
-    from bench.models.packs import PackError, materialize
+    """Make a model local: a pack is materialized (checksum + smoke prompt); prints its folder.
 
-    _pack_or_fail(name)
+    NAME is a pack name, a Hugging Face id or a model folder, as everywhere else.
+    """
+    from bench.models.packs import PackError
+    from bench.models.resolve import UnknownModelError, resolve_model
+
     try:
-        path = materialize(name, lambda msg: console.print(f"[dim]{name}: {msg}[/dim]"))
-    except PackError as err:
+        ref = resolve_model(name, lambda msg: console.print(f"[dim]{name}: {msg}[/dim]"))
+    except (UnknownModelError, PackError) as err:
         _fail(str(err))
-    print(path)
+    print(ref.path)
 
 
 @models_app.command("path")
 def models_path(name: str) -> None:
-    """Print the pack's Hugging Face directory (materializing it first if needed)."""
+    """Print the model's local Hugging Face folder (materializing a pack first if needed)."""
     models_pull(name)
 
 
@@ -142,7 +137,7 @@ def run(
 
     from bench import api
     from bench.backends import BACKENDS
-    from bench.catalog.loader import UnknownTaskError
+    from bench.catalog.loader import TaskLoadError, UnknownTaskError
     from bench.catalog.validate import TaskYamlError
     from bench.models.packs import PackError
     from bench.models.resolve import UnknownModelError
@@ -175,6 +170,7 @@ def run(
     except (
         UnknownModelError,
         UnknownTaskError,
+        TaskLoadError,
         TaskYamlError,
         PackError,
         FileNotFoundError,

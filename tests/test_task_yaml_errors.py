@@ -114,3 +114,20 @@ def test_cli_unknown_model_suggests_packs(tmp_path):
     )
     _assert_bad_input(result, "unknown model 'smollm2-135m'", "smollm2-135m-instruct")
     assert not store.exists()
+
+
+def test_cli_builtin_task_is_found_and_unreachable_data_is_reported(tmp_path):
+    # `arc_easy` is an lm-eval built-in: it resolves by name through lm-eval's index; its
+    # data lives on the hub, which this machine cannot reach, and that is what is said.
+    store = tmp_path / "store.db"
+    result = run_bench(
+        "run",
+        "--model",
+        "smollm2-135m-instruct",
+        "--tasks",
+        "arc_easy",
+        "--store",
+        f"sqlite:///{store}",
+    )
+    _assert_bad_input(result, "task 'arc_easy' (lm-eval built-in task) could not be built")
+    assert not store.exists()

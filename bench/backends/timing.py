@@ -33,9 +33,6 @@ class TimingLog:
         key = RequestKey(instance.task_name, int(instance.doc_id), int(instance.idx))
         self.records[key] = timing
 
-    def for_doc(self, task: str, doc_id: int) -> list[RequestTiming]:
-        return [t for k, t in self.records.items() if k.task == task and k.doc_id == doc_id]
-
     def by_doc(self) -> dict[tuple[str, int], list[RequestTiming]]:
         grouped: dict[tuple[str, int], list[RequestTiming]] = {}
         for key, timing in self.records.items():

@@ -33,6 +33,10 @@ class UnknownTaskError(LookupError):
         self.suggestions = suggestions
 
 
+class TaskLoadError(RuntimeError):
+    """lm-eval could not build a task: its data is unreachable, or its config is wrong."""
+
+
 @dataclass(frozen=True)
 class LoadedTask:
     name: str
@@ -138,14 +142,17 @@ def load_tasks(names: list[str], include_paths: list[Path] | None = None) -> lis
             known = list(local) + manager.all_tasks
             raise UnknownTaskError(name, difflib.get_close_matches(name, known, n=3, cutoff=0.6))
 
-    specs: list[Any] = []
+    built: dict[str, Any] = {}
     for name in names:
-        if name in local:
-            path = local[name]
-            specs.append(_resolve_data_files(load_yaml(path, resolve_func=True), path.parent))
-        else:
-            specs.append(name)
-    built = manager.load(specs)["tasks"]
+        path = local.get(name)
+        spec = (
+            _resolve_data_files(load_yaml(path, resolve_func=True), path.parent) if path else name
+        )
+        try:
+            built.update(manager.load([spec])["tasks"])
+        except Exception as err:  # lm-eval raises many kinds; all mean "cannot build it here"
+            where = str(path) if path else "lm-eval built-in task"
+            raise TaskLoadError(f"task '{name}' ({where}) could not be built: {err}") from err
 
     loaded = []
     for task_name, task in built.items():

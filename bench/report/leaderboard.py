@@ -23,6 +23,11 @@ def latest_primary_metrics(engine: Engine) -> pd.DataFrame:
     return frame.groupby(["model", "task"], as_index=False).last()
 
 
+def _md(text: str) -> str:
+    """Table-safe Markdown text: a pipe would end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def _arrow(higher_is_better) -> str:
     if higher_is_better is None or pd.isna(higher_is_better):
         return ""
@@ -46,12 +51,12 @@ def leaderboard(engine: Engine) -> pd.DataFrame:
     if cells.empty:
         return pd.DataFrame()
     headers = {
-        task: f"{task} ({group['metric'].iloc[0]} {_arrow(group['higher_is_better'].iloc[0])})"
+        task: f"{_md(task)} ({group['metric'].iloc[0]} {_arrow(group['higher_is_better'].iloc[0])})"
         for task, group in cells.groupby("task")
     }
     rows = []
     for model, group in cells.groupby("model"):
-        row: dict[str, object] = {"model": model}
+        row: dict[str, object] = {"model": _md(model)}
         for _, cell in group.iterrows():
             row[headers[cell["task"]]] = _cell(cell["value"], cell["stderr"])
         scored = [c["value"] for _, c in group.iterrows() if is_accuracy_like(c)]
@@ -81,6 +86,10 @@ def write_markdown(engine: Engine, out_dir: Path) -> Path:
         "evaluation time with model load excluded; tokens/s counts prompt and completion "
         "tokens over that time.\n\n"
     )
-    body = table.to_markdown(index=False) if not table.empty else "_The store holds no runs yet._"
+    body = (
+        table.to_markdown(index=False, disable_numparse=True)
+        if not table.empty
+        else "_The store holds no runs yet._"
+    )
     path.write_text(intro + body + "\n", encoding="utf-8")
     return path
