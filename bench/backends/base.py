@@ -1,0 +1,150 @@
+"""What every backend shares: lm-eval's request types mapped onto two primitives.
+
+A backend implements `score_pairs` (log-probability of continuation tokens given context
+tokens) and `generate` (text for prompts with one set of generation settings); this
+class turns lm-eval's `loglikelihood`, `loglikelihood_rolling` and `generate_until`
+into calls of those, and files a RequestTiming for every request in `self.timings`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from lm_eval import utils as lm_utils
+from lm_eval.api.instance import Instance
+from lm_eval.api.model import TemplateLM
+from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
+
+from bench.backends.timing import RequestTiming, TimingLog
+
+TokenPair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
+Scored = tuple[float, bool, RequestTiming]  # (log-probability, greedy?, timing)
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """lm-eval's gen_kwargs, normalized by lm-eval: stop strings, token budget, the rest."""
+
+    until: list[str]
+    max_gen_toks: int
+    kwargs: dict  # do_sample, temperature and anything else the task asked for
+
+    @property
+    def temperature(self) -> float:
+        if not self.kwargs.get("do_sample"):
+            return 0.0
+        return float(self.kwargs.get("temperature") or 0.0)
+
+
+def batches(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), max(size, 1)):
+        yield items[start : start + size]
+
+
+class TimedLM(TemplateLM):
+    """Mixin base for bench backends (see module docstring)."""
+
+    # Rolling windows scored in groups of this many (None: all at once). The hf backend
+    # sets its batch size here to form the very batches lm-eval's HFLM forms.
+    rolling_group_size: int | None = None
+
+    @property
+    def timings(self) -> TimingLog:
+        if not hasattr(self, "_timings"):
+            self._timings = TimingLog()
+        return self._timings
+
+    @abstractmethod
+    def score_pairs(self, pairs: list[TokenPair], request_type: str) -> list[Scored]: ...
+
+    @abstractmethod
+    def generate(
+        self, prompts: list[str], spec: GenerationSpec
+    ) -> list[tuple[str, RequestTiming]]: ...
+
+    # -- lm-eval's LM interface -----------------------------------------------------
+
+    def encode_request(self, context: str, continuation: str) -> TokenPair:
+        if context:
+            return self._encode_pair(context, continuation)
+        # Empty context: condition on the prefix token (BOS/EOS), as lm-eval does.
+        cont = self.tok_encode(continuation, add_special_tokens=False)
+        if cont and cont[0] == self.prefix_token_id:
+            return cont[:1], cont[1:]
+        return [self.prefix_token_id], cont
+
+    def loglikelihood(
+        self, requests: list[Instance], disable_tqdm: bool = False
+    ) -> list[tuple[float, bool]]:
+        pairs = [self.encode_request(*req.args) for req in requests]
+        scored = self.score_pairs(pairs, "loglikelihood")
+        for req, (_, _, timing) in zip(requests, scored, strict=True):
+            self.timings.add(req, timing)
+        return [(logprob, greedy) for logprob, greedy, _ in scored]
+
+    def loglikelihood_rolling(
+        self, requests: list[Instance], disable_tqdm: bool = False
+    ) -> list[float]:
+        windows: list[TokenPair] = []
+        owners: list[int] = []
+        for owner, req in enumerate(requests):
+            for window in lm_utils.get_rolling_token_windows(
+                token_list=self.tok_encode(req.args[0]),
+                prefix_token=self.prefix_token_id,
+                max_seq_len=self.max_length,
+                context_len=1,
+            ):
+                windows.append(lm_utils.make_disjoint_window(window))
+                owners.append(owner)
+        group = self.rolling_group_size or len(windows)
+        scored = [
+            result
+            for chunk in batches(windows, group)
+            for result in self.score_pairs(chunk, "loglikelihood_rolling")
+        ]
+        totals = [0.0] * len(requests)
+        parts: list[list[RequestTiming]] = [[] for _ in requests]
+        for owner, (logprob, _, timing) in zip(owners, scored, strict=True):
+            totals[owner] += logprob
+            parts[owner].append(timing)
+        for req, timing_parts in zip(requests, parts, strict=True):
+            self.timings.add(req, merge_timings(timing_parts, "loglikelihood_rolling"))
+        return totals
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        # Requests with the same generation settings go to the backend together.
+        groups: dict[str, list[int]] = {}
+        for i, req in enumerate(requests):
+            key = json.dumps(req.args[1], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(i)
+        outputs: list[str] = [""] * len(requests)
+        for members in groups.values():
+            spec = self.generation_spec(requests[members[0]].args[1])
+            results = self.generate([requests[i].args[0] for i in members], spec)
+            for i, (text, timing) in zip(members, results, strict=True):
+                outputs[i] = text
+                self.timings.add(requests[i], timing)
+        return outputs
+
+    def generation_spec(self, gen_kwargs: dict) -> GenerationSpec:
+        kwargs = dict(normalize_gen_kwargs(dict(gen_kwargs), self.max_gen_toks))
+        eos = self.tok_decode([self.eot_token_id], skip_special_tokens=False)
+        until = handle_stop_sequences(kwargs.pop("until", None), eos=eos)
+        return GenerationSpec(until, int(kwargs.pop("max_gen_toks")), kwargs)
+
+    @property
+    def max_gen_toks(self) -> int:
+        return 256
+
+
+def merge_timings(parts: list[RequestTiming], request_type: str) -> RequestTiming:
+    return RequestTiming(
+        request_type=request_type,
+        wall_s=sum(p.wall_s for p in parts),
+        prompt_tokens=sum(p.prompt_tokens for p in parts),
+        completion_tokens=sum(p.completion_tokens for p in parts),
+        batch_size=max((p.batch_size for p in parts), default=0),
+    )
