@@ -18,7 +18,13 @@ def _hf(model_path: Path, settings: RunSettings) -> Any:
     return HFBackend(pretrained=str(model_path), batch_size=settings.batch_size, **args)
 
 
-BACKENDS: dict[str, Callable[[Path, RunSettings], Any]] = {"hf": _hf}
+def _vllm(model_path: Path, settings: RunSettings) -> Any:
+    from bench.backends.vllm import VLLMBackend
+
+    return VLLMBackend(pretrained=str(model_path), **settings.model_args)
+
+
+BACKENDS: dict[str, Callable[[Path, RunSettings], Any]] = {"hf": _hf, "vllm": _vllm}
 
 
 def create_backend(name: str, model_path: Path, settings: RunSettings) -> Any:

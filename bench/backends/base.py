@@ -67,6 +67,11 @@ class TimedLM(TemplateLM):
 
     # -- lm-eval's LM interface -----------------------------------------------------
 
+    def _loglikelihood_tokens(self, requests, **_) -> list[tuple[float, bool]]:
+        # TemplateLM's token-level entry point, for callers that bypass `loglikelihood`.
+        pairs = [(context, continuation) for _, context, continuation in requests]
+        return [(lp, greedy) for lp, greedy, _ in self.score_pairs(pairs, "loglikelihood")]
+
     def encode_request(self, context: str, continuation: str) -> TokenPair:
         if context:
             return self._encode_pair(context, continuation)

@@ -30,6 +30,16 @@ def evaluate(model: ModelRef, tasks: list[LoadedTask], settings: RunSettings) ->
     backend = create_backend(settings.backend, model.path, settings)
     load_s = time.perf_counter() - begin
 
+    try:
+        return _evaluate(backend, model, tasks, settings, started_at, load_s)
+    finally:
+        if hasattr(backend, "close"):
+            backend.close()
+
+
+def _evaluate(backend, model, tasks, settings, started_at, load_s) -> RunRecord:
+    from lm_eval import simple_evaluate
+
     begin = time.perf_counter()
     results = simple_evaluate(
         model=backend,

