@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.backends import GGUF_BACKENDS
 from bench.catalog.loader import load_tasks
 from bench.engine.evaluate import evaluate
 from bench.models.packs import PACKS
@@ -21,7 +22,11 @@ def run(
     # Everything that can be wrong with the input is found before the store is touched.
     load_tasks(plan.tasks, plan.include_paths)
     # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
-    by_name = {n: resolve_model(n, progress) for n in sorted(plan.models, key=lambda n: n in PACKS)}
+    gguf = plan.settings.backend in GGUF_BACKENDS
+    by_name = {
+        n: resolve_model(n, progress, gguf=gguf)
+        for n in sorted(plan.models, key=lambda n: n in PACKS)
+    }
     models = [by_name[n] for n in plan.models]
     engine = open_store(store)
     records = []

@@ -71,6 +71,23 @@ class SampleRecord:
 
 
 @dataclass(frozen=True)
+class RequestRecord:
+    """One lm-eval request's timing, as a backend measured it (see backends/timing.py)."""
+
+    task: str
+    doc_id: int
+    idx: int
+    request_type: str
+    wall_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    batch_size: int
+    ttft_s: float | None
+    chunk_times: list[float] | None
+    tokens_counted_by: str
+
+
+@dataclass(frozen=True)
 class RunManifest:
     run_id: str
     model: ModelRef
@@ -95,3 +112,4 @@ class RunRecord:
     manifest: RunManifest
     metrics: list[MetricRecord]
     samples: list[SampleRecord]
+    requests: list[RequestRecord] = field(default_factory=list)

@@ -24,7 +24,19 @@ def _vllm(model_path: Path, settings: RunSettings) -> Any:
     return VLLMBackend(pretrained=str(model_path), **settings.model_args)
 
 
-BACKENDS: dict[str, Callable[[Path, RunSettings], Any]] = {"hf": _hf, "vllm": _vllm}
+def _llamacpp(model_path: Path, settings: RunSettings) -> Any:
+    from bench.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(pretrained=str(model_path), **settings.model_args)
+
+
+BACKENDS: dict[str, Callable[[Path, RunSettings], Any]] = {
+    "hf": _hf,
+    "vllm": _vllm,
+    "llamacpp": _llamacpp,
+}
+# Backends that load a GGUF file rather than a Hugging Face folder.
+GGUF_BACKENDS = {"llamacpp"}
 
 
 def create_backend(name: str, model_path: Path, settings: RunSettings) -> Any:

@@ -84,9 +84,7 @@ class HFBackend(TimedLM, HFLM):
         progress.close()
         return results  # type: ignore[return-value]
 
-    def generate(
-        self, prompts: list[str], spec: GenerationSpec
-    ) -> list[tuple[str, RequestTiming]]:
+    def generate(self, prompts: list[str], spec: GenerationSpec) -> list[tuple[str, RequestTiming]]:
         # Longest prompt first, ties by text: the batches lm-eval's HFLM forms.
         lengths = [len(self.tok_encode(p)) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], prompts[i]))

@@ -17,10 +17,17 @@ class RequestKey:
 @dataclass
 class RequestTiming:
     request_type: str  # loglikelihood | loglikelihood_rolling | generate_until
-    wall_s: float  # this request's share of the batch it ran in
+    wall_s: float  # send to last token; for batched backends, the request's share of its batch
     prompt_tokens: int
     completion_tokens: int
-    batch_size: int
+    batch_size: int  # requests that ran together (1 for a streamed request)
+    # Streaming backends only: seconds from send to the first chunk carrying a token, and
+    # to every chunk's arrival.
+    ttft_s: float | None = None
+    chunk_times: list[float] | None = None
+    # Where completion_tokens came from: the backend's own count, a server's usage
+    # report, or our tokenizer on the returned text.
+    tokens_counted_by: str = "backend"
 
 
 @dataclass

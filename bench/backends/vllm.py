@@ -105,15 +105,11 @@ class VLLMBackend(TimedLM):
                 entry = output.prompt_logprobs[position][tokens[position]]
                 logprob += entry.logprob
                 greedy = greedy and entry.rank == 1
-            timing = RequestTiming(
-                request_type, share, len(tokens) - n_cont, n_cont, len(pairs)
-            )
+            timing = RequestTiming(request_type, share, len(tokens) - n_cont, n_cont, len(pairs))
             results.append((logprob, greedy, timing))
         return results
 
-    def generate(
-        self, prompts: list[str], spec: GenerationSpec
-    ) -> list[tuple[str, RequestTiming]]:
+    def generate(self, prompts: list[str], spec: GenerationSpec) -> list[tuple[str, RequestTiming]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -14,6 +15,7 @@ from bench.engine.environment import hardware, package_versions
 from bench.records import (
     MetricRecord,
     ModelRef,
+    RequestRecord,
     RunManifest,
     RunRecord,
     RunSettings,
@@ -23,7 +25,6 @@ from bench.records import (
 
 
 def evaluate(model: ModelRef, tasks: list[LoadedTask], settings: RunSettings) -> RunRecord:
-    from lm_eval import simple_evaluate
 
     started_at = datetime.now(UTC)
     begin = time.perf_counter()
@@ -78,7 +79,11 @@ def _evaluate(backend, model, tasks, settings, started_at, load_s) -> RunRecord:
         prompt_tokens=sum(t.prompt_tokens for t in backend.timings.records.values()),
         completion_tokens=sum(t.completion_tokens for t in backend.timings.records.values()),
     )
-    return RunRecord(manifest, _metrics(results, tasks), samples)
+    requests = [
+        RequestRecord(key.task, key.doc_id, key.idx, **dataclasses.asdict(timing))
+        for key, timing in backend.timings.records.items()
+    ]
+    return RunRecord(manifest, _metrics(results, tasks), samples, requests)
 
 
 def _primary_metric(task) -> str | None:

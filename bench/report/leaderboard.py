@@ -14,13 +14,13 @@ AVERAGE = "average ↑"
 
 
 def latest_primary_metrics(engine: Engine) -> pd.DataFrame:
-    """For each (model, task): the primary metric of the newest run that scored it."""
+    """For each (model, backend, task): the primary metric of the newest run that scored it."""
     frame = metrics_frame(engine)
     frame = frame[frame["is_primary"]]
     if frame.empty:
         return frame
     frame = frame.sort_values("started_at")
-    return frame.groupby(["model", "task"], as_index=False).last()
+    return frame.groupby(["model", "backend", "task"], as_index=False).last()
 
 
 def _md(text: str) -> str:
@@ -46,7 +46,7 @@ def is_accuracy_like(row) -> bool:
 
 
 def leaderboard(engine: Engine) -> pd.DataFrame:
-    """One row per model, one column per task (primary metric ± stderr), plus speed."""
+    """One row per (model, backend), one column per task (primary metric ± stderr), speed."""
     cells = latest_primary_metrics(engine)
     if cells.empty:
         return pd.DataFrame()
@@ -55,8 +55,8 @@ def leaderboard(engine: Engine) -> pd.DataFrame:
         for task, group in cells.groupby("task")
     }
     rows = []
-    for model, group in cells.groupby("model"):
-        row: dict[str, object] = {"model": _md(model)}
+    for (model, backend), group in cells.groupby(["model", "backend"]):
+        row: dict[str, object] = {"model": _md(model), "backend": backend}
         for _, cell in group.iterrows():
             row[headers[cell["task"]]] = _cell(cell["value"], cell["stderr"])
         scored = [c["value"] for _, c in group.iterrows() if is_accuracy_like(c)]
@@ -68,7 +68,7 @@ def leaderboard(engine: Engine) -> pd.DataFrame:
         row["tokens/s"] = round(float(tokens / wall), 1) if wall > 0 else float("nan")
         rows.append(row)
     table = pd.DataFrame(rows).sort_values(AVERAGE, ascending=False, na_position="last")
-    ordered = ["model", *sorted(headers.values()), AVERAGE, "wall time (s)", "tokens/s"]
+    ordered = ["model", "backend", *sorted(headers.values()), AVERAGE, "wall time (s)", "tokens/s"]
     table = table.reindex(columns=ordered)
     table[AVERAGE] = table[AVERAGE].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
     return table.fillna("—")

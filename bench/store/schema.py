@@ -75,3 +75,21 @@ class Sample(Base):
     wall_s: Mapped[float] = mapped_column(Float)
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
+
+
+class RequestTiming(Base):
+    __tablename__ = "request_timings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(256))
+    doc_id: Mapped[int] = mapped_column(Integer)
+    idx: Mapped[int] = mapped_column(Integer)
+    request_type: Mapped[str] = mapped_column(String(32))
+    wall_s: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    ttft_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    chunk_times: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    tokens_counted_by: Mapped[str] = mapped_column(String(16))

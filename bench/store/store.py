@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.records import RunRecord
-from bench.store.schema import Base, Metric, Run, RunTask, Sample
+from bench.store.schema import Base, Metric, RequestTiming, Run, RunTask, Sample
 
 DEFAULT_STORE = "sqlite:///results/bench.db"
 
@@ -72,6 +72,9 @@ def write_run(engine: Engine, record: RunRecord) -> None:
             for x in record.metrics
         )
         session.add_all(Sample(run_id=m.run_id, **dataclasses.asdict(s)) for s in record.samples)
+        session.add_all(
+            RequestTiming(run_id=m.run_id, **dataclasses.asdict(r)) for r in record.requests
+        )
 
 
 def _without(obj, *names: str) -> dict:
