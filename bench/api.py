@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.backends import GGUF_BACKENDS
+from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
 from bench.catalog.loader import load_tasks
 from bench.engine.evaluate import evaluate
+from bench.errors import BadInput
 from bench.models.packs import PACKS
-from bench.models.resolve import resolve_model
-from bench.records import RunPlan, RunRecord
+from bench.models.resolve import UnknownModelError, resolve_model
+from bench.records import ModelRef, RunPlan, RunRecord
 from bench.report.leaderboard import write_markdown
 from bench.store.store import open_store, write_run
 
@@ -22,9 +23,16 @@ def run(
     # Everything that can be wrong with the input is found before the store is touched.
     load_tasks(plan.tasks, plan.include_paths)
     # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
+    secrets = secret_model_args(plan.settings.model_args)
+    if secrets:
+        raise BadInput(
+            f"--model-args {', '.join(secrets)} looks like a secret; secrets never go on the "
+            "command line (they would reach the store): set an environment variable and "
+            "name it with api_key_env=NAME"
+        )
     gguf = plan.settings.backend in GGUF_BACKENDS
     by_name = {
-        n: resolve_model(n, progress, gguf=gguf)
+        n: _resolve(n, plan.settings.backend, gguf, progress)
         for n in sorted(plan.models, key=lambda n: n in PACKS)
     }
     models = [by_name[n] for n in plan.models]
@@ -38,6 +46,16 @@ def run(
         write_run(engine, record)
         records.append(record)
     return records
+
+
+def _resolve(name: str, backend: str, gguf: bool, progress) -> ModelRef:
+    try:
+        return resolve_model(name, progress, gguf=gguf)
+    except UnknownModelError:
+        if backend not in SERVER_BACKENDS:
+            raise
+        # A model that only the server has: no local weights to hash or tokenizer to use.
+        return ModelRef(name, Path(""), "unknown (served remotely)", "server")
 
 
 def report(store: str | None = None, out_dir: Path = Path("reports")) -> Path:

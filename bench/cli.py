@@ -31,11 +31,11 @@ StoreOption = Annotated[
 ]
 
 
-def _fail(message: str) -> None:
-    """Bad input: one line on stderr, exit code 2."""
+def _fail(message: str, code: int = 2) -> None:
+    """One line on stderr; exit code 2 for bad input, 1 for a failure mid-run."""
     one_line = " ".join(message.split())
     console.print(f"[red]error:[/red] {escape(one_line)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 def _split(value: str | None) -> list[str]:
@@ -130,15 +130,26 @@ def run(
             help="Bootstrap resamples for stderrs lm-eval cannot compute in closed form.",
         ),
     ] = 100_000,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Server URL for --backend openai (http://HOST:PORT/v1)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Requests in flight at once (servers).")
+    ] = 8,
     store: StoreOption = None,
 ) -> None:
-    """Evaluate models on tasks and record every metric and sample in the store."""
+    """Evaluate models on tasks and record every metric and sample in the store.
+
+    Exit codes: 0 done; 1 a server failed (what was finished stays in the store); 2 bad input.
+    """
     from lm_eval.utils import simple_parse_args_string
 
     from bench import api
     from bench.backends import BACKENDS
     from bench.catalog.loader import TaskLoadError, UnknownTaskError
     from bench.catalog.validate import TaskYamlError
+    from bench.errors import BadInput, RunFailed
     from bench.models.packs import PackError
     from bench.models.resolve import UnknownModelError
     from bench.records import RunPlan, RunSettings
@@ -163,6 +174,8 @@ def run(
             batch_size=batch_size,
             apply_chat_template=apply_chat_template,
             bootstrap_iters=bootstrap_iters,
+            base_url=base_url,
+            concurrency=concurrency,
         ),
     )
     try:
@@ -174,8 +187,11 @@ def run(
         TaskYamlError,
         PackError,
         FileNotFoundError,
+        BadInput,
     ) as err:
         _fail(str(err))
+    except RunFailed as err:
+        _fail(str(err), code=1)
     for record in records:
         m = record.manifest
         console.print(

@@ -17,6 +17,8 @@ class RunSettings:
     batch_size: int = 8
     apply_chat_template: bool = False
     bootstrap_iters: int = 100_000  # lm-eval's default, so stderrs match its CLI
+    base_url: str | None = None  # server backends
+    concurrency: int = 8  # requests in flight at once, server backends
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.errors import BadInput
 from bench.records import RunSettings
 
 
@@ -30,16 +32,38 @@ def _llamacpp(model_path: Path, settings: RunSettings) -> Any:
     return LlamaCppBackend(pretrained=str(model_path), **settings.model_args)
 
 
+def _openai(model_path: Path, settings: RunSettings) -> Any:
+    from bench.backends.openai import OpenAIBackend
+
+    if not settings.base_url:
+        raise BadInput("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+    local = str(model_path) not in ("", ".") and (model_path / "config.json").is_file()
+    tokenizer = str(model_path) if local else None
+    args = {"tokenizer": tokenizer, **settings.model_args}
+    return OpenAIBackend(settings.base_url, concurrency=settings.concurrency, **args)
+
+
 BACKENDS: dict[str, Callable[[Path, RunSettings], Any]] = {
     "hf": _hf,
     "vllm": _vllm,
     "llamacpp": _llamacpp,
+    "openai": _openai,
 }
 # Backends that load a GGUF file rather than a Hugging Face folder.
 GGUF_BACKENDS = {"llamacpp"}
+# Backends that talk to a server; the model name may exist only there.
+SERVER_BACKENDS = {"openai"}
 
 
 def create_backend(name: str, model_path: Path, settings: RunSettings) -> Any:
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend '{name}'; available: {', '.join(BACKENDS)}")
+        raise BadInput(f"unknown backend '{name}'; available: {', '.join(BACKENDS)}")
     return BACKENDS[name](model_path, settings)
+
+
+SECRET_ARG = re.compile(r"(^|_)(key|token|secret|password)$", re.IGNORECASE)
+
+
+def secret_model_args(model_args: dict) -> list[str]:
+    """Model-args that look like secrets: these must come from the environment instead."""
+    return [k for k in model_args if SECRET_ARG.search(k)]

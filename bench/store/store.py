@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 from sqlalchemy import create_engine, event, select
@@ -52,7 +53,7 @@ def write_run(engine: Engine, record: RunRecord) -> None:
                 model_source=m.model.source,
                 weights_sha256=m.model.weights_sha256,
                 backend=m.settings.backend,
-                settings=dataclasses.asdict(m.settings),
+                settings=_public(dataclasses.asdict(m.settings)),
                 versions=m.versions,
                 hardware=m.hardware,
                 started_at=m.started_at,
@@ -75,6 +76,17 @@ def write_run(engine: Engine, record: RunRecord) -> None:
         session.add_all(
             RequestTiming(run_id=m.run_id, **dataclasses.asdict(r)) for r in record.requests
         )
+
+
+def _public(settings: dict) -> dict:
+    """Settings as stored: a server URL loses any credentials and query string."""
+    url = settings.get("base_url")
+    if url:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        settings = {**settings, "base_url": urlunsplit((parts.scheme, netloc, parts.path, "", ""))}
+    return settings
 
 
 def _without(obj, *names: str) -> dict:
