@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
 from bench.catalog.loader import load_tasks
-from bench.engine.evaluate import evaluate
-from bench.errors import BadInput
+from bench.engine.evaluate import PartialRun, evaluate
+from bench.errors import BadInput, RunFailed
 from bench.models.packs import PACKS
 from bench.models.resolve import UnknownModelError, resolve_model
 from bench.records import ModelRef, RunPlan, RunRecord
@@ -40,9 +40,20 @@ def run(
     records = []
     for model in models:
         progress(f"evaluating {model.name} on {', '.join(plan.tasks)}")
-        # Fresh Task objects per model: lm-eval keeps per-run state on them.
-        tasks = load_tasks(plan.tasks, plan.include_paths)
-        record = evaluate(model, tasks, plan.settings)
+        # Fresh Task objects per evaluation: lm-eval keeps per-run state on them.
+        try:
+            record = evaluate(
+                model, lambda: load_tasks(plan.tasks, plan.include_paths), plan.settings
+            )
+        except PartialRun as stopped:
+            if stopped.record is None:
+                raise
+            write_run(engine, stopped.record)
+            kept = len(stopped.record.samples)
+            raise RunFailed(
+                f"{stopped}; the {kept} samples answered before it are kept in the store "
+                f"as partial run {stopped.record.manifest.run_id}"
+            ) from stopped
         write_run(engine, record)
         records.append(record)
     return records

@@ -222,6 +222,22 @@ def results_export(
 
 
 @app.command()
+def backends() -> None:
+    """Which backends are usable here; for the others, why not and the install that fixes it."""
+    from bench.backends.availability import backend_statuses
+
+    table = Table("backend", "usable", "details", "to enable")
+    for status in backend_statuses():
+        table.add_row(
+            status.name,
+            "yes" if status.usable else "no",
+            escape(status.detail),
+            "" if status.usable else escape(status.fix),
+        )
+    Console(width=160).print(table)
+
+
+@app.command()
 def report(
     out: Annotated[Path, typer.Option("--out", help="Folder for the report.")] = Path("reports"),
     store: StoreOption = None,

@@ -102,6 +102,8 @@ class RunManifest:
     wall_s: float  # evaluation time, model load excluded
     prompt_tokens: int
     completion_tokens: int
+    status: str = "complete"  # or "partial": stopped by a failure, answered documents only
+    error: str | None = None
 
     @property
     def tokens_per_s(self) -> float:

@@ -18,7 +18,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import TemplateLM
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
 
-from bench.backends.timing import RequestTiming, TimingLog
+from bench.backends.timing import RequestLog, RequestTiming
 
 TokenPair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
 Scored = tuple[float, bool, RequestTiming]  # (log-probability, greedy?, timing)
@@ -52,9 +52,9 @@ class TimedLM(TemplateLM):
     rolling_group_size: int | None = None
 
     @property
-    def timings(self) -> TimingLog:
+    def timings(self) -> RequestLog:
         if not hasattr(self, "_timings"):
-            self._timings = TimingLog()
+            self._timings = RequestLog()
         return self._timings
 
     @abstractmethod
@@ -84,15 +84,17 @@ class TimedLM(TemplateLM):
     def loglikelihood(
         self, requests: list[Instance], disable_tqdm: bool = False
     ) -> list[tuple[float, bool]]:
+        self.timings.expect(requests)
         pairs = [self.encode_request(*req.args) for req in requests]
         scored = self.score_pairs(pairs, "loglikelihood")
-        for req, (_, _, timing) in zip(requests, scored, strict=True):
-            self.timings.add(req, timing)
+        for req, (logprob, greedy, timing) in zip(requests, scored, strict=True):
+            self.timings.add(req, timing, (logprob, greedy))
         return [(logprob, greedy) for logprob, greedy, _ in scored]
 
     def loglikelihood_rolling(
         self, requests: list[Instance], disable_tqdm: bool = False
     ) -> list[float]:
+        self.timings.expect(requests)
         windows: list[TokenPair] = []
         owners: list[int] = []
         for owner, req in enumerate(requests):
@@ -115,12 +117,13 @@ class TimedLM(TemplateLM):
         for owner, (logprob, _, timing) in zip(owners, scored, strict=True):
             totals[owner] += logprob
             parts[owner].append(timing)
-        for req, timing_parts in zip(requests, parts, strict=True):
-            self.timings.add(req, merge_timings(timing_parts, "loglikelihood_rolling"))
+        for req, total, timing_parts in zip(requests, totals, parts, strict=True):
+            self.timings.add(req, merge_timings(timing_parts, "loglikelihood_rolling"), total)
         return totals
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         # Requests with the same generation settings go to the backend together.
+        self.timings.expect(requests)
         groups: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
             key = json.dumps(req.args[1], sort_keys=True, default=str)
@@ -131,7 +134,7 @@ class TimedLM(TemplateLM):
             results = self.generate([requests[i].args[0] for i in members], spec)
             for i, (text, timing) in zip(members, results, strict=True):
                 outputs[i] = text
-                self.timings.add(requests[i], timing)
+                self.timings.add(requests[i], timing, text)
         return outputs
 
     def generation_spec(self, gen_kwargs: dict) -> GenerationSpec:

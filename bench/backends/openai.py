@@ -59,6 +59,7 @@ class OpenAIBackend(TimedLM):
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith("/v1") else base + "/v1"
         self.concurrency = int(concurrency)
+        self._stopping = False
         self.retry_for_s = float(retry_for_s)
         self.seed = int(seed)
         self._max_length = int(max_length)
@@ -94,7 +95,7 @@ class OpenAIBackend(TimedLM):
                 last = f"{type(err).__name__}: {err}"
             now = time.monotonic()
             first_failure = first_failure or now
-            if now - first_failure >= self.retry_for_s:
+            if now - first_failure >= self.retry_for_s or self._stopping:
                 raise ServerUnavailableError(
                     f"server {self.base_url} did not answer {what} after {attempt + 1} attempts"
                     f" over {now - first_failure:.0f} s; last failure: {last}"
@@ -121,8 +122,15 @@ class OpenAIBackend(TimedLM):
     def _in_parallel(self, fn: Callable[[Any], Any], items: list) -> list:
         if len(items) <= 1 or self.concurrency <= 1:
             return [fn(item) for item in items]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(fn, items))
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        try:
+            futures = [pool.submit(fn, item) for item in items]
+            return [future.result() for future in futures]
+        except BaseException:
+            self._stopping = True  # requests still retrying give up at once
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # -- tokenization: the local tokenizer of the same model, where there is one ------
 
@@ -170,10 +178,24 @@ class OpenAIBackend(TimedLM):
 
     # -- loglikelihood: the server scores the echoed prompt ---------------------------
 
+    def _answer_each(
+        self, requests: list[Instance], answer: Callable[[Instance], tuple[Any, RequestTiming]]
+    ) -> list[Any]:
+        """Answer requests concurrently, logging each one the moment it completes, so a
+        server failure later in the run loses nothing already answered."""
+        self.timings.expect(requests)
+
+        def one(req: Instance) -> Any:
+            result, timing = answer(req)
+            self.timings.add(req, timing, result)
+            return result
+
+        return self._in_parallel(one, requests)
+
     def loglikelihood(
         self, requests: list[Instance], disable_tqdm: bool = False
     ) -> list[tuple[float, bool]]:
-        def score(req: Instance) -> Scored:
+        def score(req: Instance) -> tuple[tuple[float, bool], RequestTiming]:
             context, continuation = req.args
             # lm-eval's rule: trailing spaces of the context belong to the continuation.
             spaces = len(context) - len(context.rstrip())
@@ -181,24 +203,27 @@ class OpenAIBackend(TimedLM):
                 context, continuation = context[:-spaces], context[-spaces:] + continuation
             if not context:
                 context = self._prefix_text()
-            return self._score_text(context, continuation, "loglikelihood")
+            logprob, greedy, timing = self._score_text(context, continuation, "loglikelihood")
+            return (logprob, greedy), timing
 
-        scored = self._in_parallel(score, requests)
-        for req, (_, _, timing) in zip(requests, scored, strict=True):
-            self.timings.add(req, timing)
-        return [(logprob, greedy) for logprob, greedy, _ in scored]
+        return self._answer_each(requests, score)
 
     def loglikelihood_rolling(
         self, requests: list[Instance], disable_tqdm: bool = False
     ) -> list[float]:
-        # The document's first token is conditioned on the prefix token, as lm-eval does.
-        scored = self._in_parallel(
-            lambda req: self._score_text(self._prefix_text(), req.args[0], "loglikelihood_rolling"),
-            requests,
+        def score(req: Instance) -> tuple[float, RequestTiming]:
+            # The first token is conditioned on the prefix token, as lm-eval does.
+            logprob, _, timing = self._score_text(
+                self._prefix_text(), req.args[0], "loglikelihood_rolling"
+            )
+            return logprob, timing
+
+        return self._answer_each(requests, score)
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        return self._answer_each(
+            requests, lambda req: self._stream(req.args[0], self.generation_spec(req.args[1]))
         )
-        for req, (_, _, timing) in zip(requests, scored, strict=True):
-            self.timings.add(req, timing)
-        return [logprob for logprob, _, _ in scored]
 
     def _prefix_text(self) -> str:
         return self.tok_decode([self.prefix_token_id], skip_special_tokens=False)

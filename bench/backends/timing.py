@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -31,20 +32,43 @@ class RequestTiming:
 
 
 @dataclass
-class TimingLog:
-    """What a backend measured, keyed by request; the engine joins it to samples."""
+class RequestLog:
+    """What a backend was asked and answered, and how long each took, keyed by request.
+
+    The engine joins timings to samples; after a failure mid-run, the answers of the
+    documents whose every request was answered are replayed to score those documents.
+    """
 
     records: dict[RequestKey, RequestTiming] = field(default_factory=dict)
+    answers: dict[RequestKey, Any] = field(default_factory=dict)
+    asked: set[RequestKey] = field(default_factory=set)
 
-    def add(self, instance, timing: RequestTiming) -> None:
-        key = RequestKey(instance.task_name, int(instance.doc_id), int(instance.idx))
+    @staticmethod
+    def key(instance) -> RequestKey:
+        return RequestKey(instance.task_name, int(instance.doc_id), int(instance.idx))
+
+    def expect(self, instances) -> None:
+        self.asked.update(self.key(i) for i in instances)
+
+    def add(self, instance, timing: RequestTiming, answer: Any = None) -> None:
+        key = self.key(instance)
         self.records[key] = timing
+        self.answers[key] = answer
 
     def by_doc(self) -> dict[tuple[str, int], list[RequestTiming]]:
         grouped: dict[tuple[str, int], list[RequestTiming]] = {}
         for key, timing in self.records.items():
             grouped.setdefault((key.task, key.doc_id), []).append(timing)
         return grouped
+
+    def answered_docs(self) -> dict[str, list[int]]:
+        """Task -> documents whose every request asked so far has an answer."""
+        pending = {(k.task, k.doc_id) for k in self.asked if k not in self.answers}
+        done = {(k.task, k.doc_id) for k in self.asked} - pending
+        docs: dict[str, list[int]] = {}
+        for task, doc_id in sorted(done):
+            docs.setdefault(task, []).append(doc_id)
+        return docs
 
 
 def split_time(total_s: float, weights: list[int]) -> list[float]:

@@ -6,12 +6,16 @@ import dataclasses
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+from lm_eval.api.model import LM
+
 from bench.backends import create_backend
-from bench.backends.timing import TimingLog
+from bench.backends.timing import RequestLog
 from bench.catalog.loader import LoadedTask
 from bench.engine.environment import hardware, package_versions
+from bench.errors import RunFailed
 from bench.records import (
     MetricRecord,
     ModelRef,
@@ -24,21 +28,76 @@ from bench.records import (
 )
 
 
-def evaluate(model: ModelRef, tasks: list[LoadedTask], settings: RunSettings) -> RunRecord:
+class PartialRun(RunFailed):
+    """A run stopped by a failure; `record` holds the documents answered before it."""
 
+    def __init__(self, failure: RunFailed, record: RunRecord | None):
+        super().__init__(str(failure))
+        self.record = record
+
+
+class ReplayLM(LM):
+    """Answers requests from a RequestLog, without a model: scores what a failed run
+    had already received. Everything else (chat templates, names) is the backend's."""
+
+    def __init__(self, backend):
+        super().__init__()
+        self.backend = backend
+        self.timings = backend.timings
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def _replay(self, requests):
+        return [self.timings.answers[self.timings.key(r)] for r in requests]
+
+    def loglikelihood(self, requests, disable_tqdm=False):
+        return self._replay(requests)
+
+    def loglikelihood_rolling(self, requests, disable_tqdm=False):
+        return self._replay(requests)
+
+    def generate_until(self, requests, disable_tqdm=False):
+        return self._replay(requests)
+
+
+def evaluate(
+    model: ModelRef, load_tasks: Callable[[], list[LoadedTask]], settings: RunSettings
+) -> RunRecord:
+    """Run the tasks on the model. On a failure mid-run (a dead server), raise PartialRun
+    carrying a record of every document that was completely answered before it."""
     started_at = datetime.now(UTC)
     begin = time.perf_counter()
     backend = create_backend(settings.backend, model.path, settings)
     load_s = time.perf_counter() - begin
-
+    run = dict(model=model, settings=settings, started_at=started_at, load_s=load_s)
     try:
-        return _evaluate(backend, model, tasks, settings, started_at, load_s)
+        return _evaluate(backend, load_tasks(), **run)
+    except RunFailed as failure:
+        answered = backend.timings.answered_docs()
+        tasks = [t for t in load_tasks() if t.name in answered]
+        if not tasks:
+            raise PartialRun(failure, None) from failure
+        partial = _evaluate(
+            ReplayLM(backend), tasks, **run, samples=answered, status="partial", error=str(failure)
+        )
+        raise PartialRun(failure, partial) from failure
     finally:
         if hasattr(backend, "close"):
             backend.close()
 
 
-def _evaluate(backend, model, tasks, settings, started_at, load_s) -> RunRecord:
+def _evaluate(
+    backend,
+    tasks: list[LoadedTask],
+    model: ModelRef,
+    settings: RunSettings,
+    started_at: datetime,
+    load_s: float,
+    samples: dict[str, list[int]] | None = None,
+    status: str = "complete",
+    error: str | None = None,
+) -> RunRecord:
     from lm_eval import simple_evaluate
 
     begin = time.perf_counter()
@@ -46,7 +105,8 @@ def _evaluate(backend, model, tasks, settings, started_at, load_s) -> RunRecord:
         model=backend,
         tasks=[t.task for t in tasks],
         num_fewshot=settings.num_fewshot,
-        limit=settings.limit,
+        limit=None if samples else settings.limit,
+        samples=samples,
         log_samples=True,
         apply_chat_template=settings.apply_chat_template,
         # The lm_eval CLI turns multi-turn few-shot on only together with a chat template.
@@ -78,6 +138,8 @@ def _evaluate(backend, model, tasks, settings, started_at, load_s) -> RunRecord:
         wall_s=wall_s,
         prompt_tokens=sum(t.prompt_tokens for t in backend.timings.records.values()),
         completion_tokens=sum(t.completion_tokens for t in backend.timings.records.values()),
+        status=status,
+        error=error,
     )
     requests = [
         RequestRecord(key.task, key.doc_id, key.idx, **dataclasses.asdict(timing))
@@ -125,7 +187,7 @@ def _as_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _samples(results: dict, timings: TimingLog) -> list[SampleRecord]:
+def _samples(results: dict, timings: RequestLog) -> list[SampleRecord]:
     by_doc = timings.by_doc()
     records = []
     for task_name, entries in results.get("samples", {}).items():

@@ -16,7 +16,8 @@ AVERAGE = "average ↑"
 def latest_primary_metrics(engine: Engine) -> pd.DataFrame:
     """For each (model, backend, task): the primary metric of the newest run that scored it."""
     frame = metrics_frame(engine)
-    frame = frame[frame["is_primary"]]
+    # Partial runs (stopped by a failure) hold a subset of documents: not comparable.
+    frame = frame[frame["is_primary"] & (frame["status"] == "complete")]
     if frame.empty:
         return frame
     frame = frame.sort_values("started_at")

@@ -62,6 +62,8 @@ def write_run(engine: Engine, record: RunRecord) -> None:
                 prompt_tokens=m.prompt_tokens,
                 completion_tokens=m.completion_tokens,
                 tokens_per_s=m.tokens_per_s,
+                status=m.status,
+                error=m.error,
             )
         )
         session.flush()
@@ -110,5 +112,6 @@ def metrics_frame(engine: Engine) -> pd.DataFrame:
             Run.tokens_per_s,
             Run.prompt_tokens,
             Run.completion_tokens,
+            Run.status,
         ).join(Run, Run.run_id == Metric.run_id)
         return pd.read_sql(query, connection)
