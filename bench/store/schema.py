@@ -72,6 +72,7 @@ class Sample(Base):
     filter: Mapped[str] = mapped_column(String(128))
     prompt: Mapped[str] = mapped_column(Text)
     response: Mapped[str] = mapped_column(Text)
+    raw_response: Mapped[str] = mapped_column(Text)
     target: Mapped[str] = mapped_column(Text)
     scores: Mapped[dict] = mapped_column(JSON)
     wall_s: Mapped[float] = mapped_column(Float)
