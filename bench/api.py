@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
@@ -13,6 +14,7 @@ from bench.models.packs import PACKS
 from bench.models.resolve import UnknownModelError, resolve_model
 from bench.records import ModelRef, RunPlan, RunRecord
 from bench.report.leaderboard import write_markdown
+from bench.store.cache import RequestCache
 from bench.store.store import open_store, write_run
 
 
@@ -43,7 +45,10 @@ def run(
         # Fresh Task objects per evaluation: lm-eval keeps per-run state on them.
         try:
             record = evaluate(
-                model, lambda: load_tasks(plan.tasks, plan.include_paths), plan.settings
+                model,
+                lambda: load_tasks(plan.tasks, plan.include_paths),
+                plan.settings,
+                cache=partial(RequestCache, engine) if plan.settings.use_cache else None,
             )
         except PartialRun as stopped:
             if stopped.record is None:

@@ -137,9 +137,16 @@ def run(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Requests in flight at once (servers).")
     ] = 8,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Ask the model again even where the store has answers."),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Evaluate models on tasks and record every metric and sample in the store.
+
+    Answers are written to the store as they arrive and reused by later runs of the same
+    model and settings, so an interrupted run resumes where it stopped when run again.
 
     Exit codes: 0 done; 1 a server failed (what was finished stays in the store); 2 bad input.
     """
@@ -176,6 +183,7 @@ def run(
             bootstrap_iters=bootstrap_iters,
             base_url=base_url,
             concurrency=concurrency,
+            use_cache=not no_cache,
         ),
     )
     try:
@@ -196,7 +204,8 @@ def run(
         m = record.manifest
         console.print(
             f"run {m.run_id}: {m.model.name}, {len(record.samples)} samples, "
-            f"{m.wall_s:.1f} s, {m.tokens_per_s:.0f} tokens/s"
+            f"{m.wall_s:.1f} s, {m.tokens_per_s:.0f} tokens/s, requests: {m.requests_sent} "
+            f"sent to the model, {m.requests_reused} reused from the store"
         )
 
 

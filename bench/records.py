@@ -18,6 +18,7 @@ class RunSettings:
     apply_chat_template: bool = False
     bootstrap_iters: int = 100_000  # lm-eval's default, so stderrs match its CLI
     base_url: str | None = None  # server backends
+    use_cache: bool = True  # reuse answers stored by earlier runs (request cache)
     concurrency: int = 8  # requests in flight at once, server backends
 
 
@@ -105,6 +106,8 @@ class RunManifest:
     completion_tokens: int
     status: str = "complete"  # or "partial": stopped by a failure, answered documents only
     error: str | None = None
+    requests_sent: int = 0  # requests the model answered during this run
+    requests_reused: int = 0  # requests answered from the store's request cache
 
     @property
     def tokens_per_s(self) -> float:

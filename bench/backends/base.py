@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from lm_eval import utils as lm_utils
 from lm_eval.api.instance import Instance
@@ -22,6 +23,7 @@ from bench.backends.timing import RequestLog, RequestTiming
 
 TokenPair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
 Scored = tuple[float, bool, RequestTiming]  # (log-probability, greedy?, timing)
+Done = Callable[[int, Any], None] | None
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,17 @@ class TimedLM(TemplateLM):
             self._timings = RequestLog()
         return self._timings
 
+    # Both primitives call `done(index, result)` as each item is finished (so answers
+    # reach the store while the run goes on) and also return all results in order.
+
     @abstractmethod
-    def score_pairs(self, pairs: list[TokenPair], request_type: str) -> list[Scored]: ...
+    def score_pairs(
+        self, pairs: list[TokenPair], request_type: str, done: Done = None
+    ) -> list[Scored]: ...
 
     @abstractmethod
     def generate(
-        self, prompts: list[str], spec: GenerationSpec
+        self, prompts: list[str], spec: GenerationSpec, done: Done = None
     ) -> list[tuple[str, RequestTiming]]: ...
 
     # -- lm-eval's LM interface -----------------------------------------------------
@@ -70,7 +77,7 @@ class TimedLM(TemplateLM):
     def _loglikelihood_tokens(self, requests, **_) -> list[tuple[float, bool]]:
         # TemplateLM's token-level entry point, for callers that bypass `loglikelihood`.
         pairs = [(context, continuation) for _, context, continuation in requests]
-        return [(lp, greedy) for lp, greedy, _ in self.score_pairs(pairs, "loglikelihood")]
+        return [(lp, g) for lp, g, _ in self.score_pairs(pairs, "loglikelihood", None)]
 
     def encode_request(self, context: str, continuation: str) -> TokenPair:
         if context:
@@ -84,58 +91,77 @@ class TimedLM(TemplateLM):
     def loglikelihood(
         self, requests: list[Instance], disable_tqdm: bool = False
     ) -> list[tuple[float, bool]]:
-        self.timings.expect(requests)
-        pairs = [self.encode_request(*req.args) for req in requests]
-        scored = self.score_pairs(pairs, "loglikelihood")
-        for req, (logprob, greedy, timing) in zip(requests, scored, strict=True):
-            self.timings.add(req, timing, (logprob, greedy))
-        return [(logprob, greedy) for logprob, greedy, _ in scored]
+        todo = self._todo(requests, "loglikelihood")
+        pairs = [self.encode_request(*requests[i].args) for i in todo]
+
+        def done(j: int, scored: Scored) -> None:
+            logprob, greedy, timing = scored
+            self.timings.add(requests[todo[j]], timing, (logprob, greedy))
+
+        self.score_pairs(pairs, "loglikelihood", done)
+        return self._answers(requests)
 
     def loglikelihood_rolling(
         self, requests: list[Instance], disable_tqdm: bool = False
     ) -> list[float]:
-        self.timings.expect(requests)
+        todo = self._todo(requests, "loglikelihood_rolling")
         windows: list[TokenPair] = []
         owners: list[int] = []
-        for owner, req in enumerate(requests):
+        for owner in todo:
             for window in lm_utils.get_rolling_token_windows(
-                token_list=self.tok_encode(req.args[0]),
+                token_list=self.tok_encode(requests[owner].args[0]),
                 prefix_token=self.prefix_token_id,
                 max_seq_len=self.max_length,
                 context_len=1,
             ):
                 windows.append(lm_utils.make_disjoint_window(window))
                 owners.append(owner)
-        group = self.rolling_group_size or len(windows)
-        scored = [
-            result
-            for chunk in batches(windows, group)
-            for result in self.score_pairs(chunk, "loglikelihood_rolling")
-        ]
-        totals = [0.0] * len(requests)
-        parts: list[list[RequestTiming]] = [[] for _ in requests]
-        for owner, (logprob, _, timing) in zip(owners, scored, strict=True):
-            totals[owner] += logprob
-            parts[owner].append(timing)
-        for req, total, timing_parts in zip(requests, totals, parts, strict=True):
-            self.timings.add(req, merge_timings(timing_parts, "loglikelihood_rolling"), total)
-        return totals
+        left = {owner: owners.count(owner) for owner in todo}
+        totals = dict.fromkeys(todo, 0.0)
+        parts: dict[int, list[RequestTiming]] = {owner: [] for owner in todo}
+
+        def done(window: int, scored: Scored) -> None:
+            # A document is answered once all of its windows are.
+            owner = owners[window]
+            totals[owner] += scored[0]
+            parts[owner].append(scored[2])
+            left[owner] -= 1
+            if left[owner] == 0:
+                timing = merge_timings(parts[owner], "loglikelihood_rolling")
+                self.timings.add(requests[owner], timing, totals[owner])
+
+        group = self.rolling_group_size or len(windows) or 1
+        for start in range(0, len(windows), group):
+            chunk = windows[start : start + group]
+            self.score_pairs(
+                chunk, "loglikelihood_rolling", lambda j, scored, s=start: done(s + j, scored)
+            )
+        return self._answers(requests)
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        todo = self._todo(requests, "generate_until")
         # Requests with the same generation settings go to the backend together.
-        self.timings.expect(requests)
         groups: dict[str, list[int]] = {}
-        for i, req in enumerate(requests):
-            key = json.dumps(req.args[1], sort_keys=True, default=str)
+        for i in todo:
+            key = json.dumps(requests[i].args[1], sort_keys=True, default=str)
             groups.setdefault(key, []).append(i)
-        outputs: list[str] = [""] * len(requests)
         for members in groups.values():
             spec = self.generation_spec(requests[members[0]].args[1])
-            results = self.generate([requests[i].args[0] for i in members], spec)
-            for i, (text, timing) in zip(members, results, strict=True):
-                outputs[i] = text
-                self.timings.add(requests[i], timing, text)
-        return outputs
+
+            def done(j: int, result: tuple[str, RequestTiming], members=members) -> None:
+                self.timings.add(requests[members[j]], result[1], result[0])
+
+            self.generate([requests[i].args[0] for i in members], spec, done)
+        return self._answers(requests)
+
+    def _todo(self, requests: list[Instance], request_type: str) -> list[int]:
+        """Indices of the requests the cache cannot answer."""
+        reused = self.timings.reuse(requests, request_type)
+        return [i for i in range(len(requests)) if i not in reused]
+
+    def _answers(self, requests: list[Instance]) -> list:
+        self.timings.flush()
+        return [self.timings.answer(req) for req in requests]
 
     def generation_spec(self, gen_kwargs: dict) -> GenerationSpec:
         kwargs = dict(normalize_gen_kwargs(dict(gen_kwargs), self.max_gen_toks))
@@ -146,6 +172,14 @@ class TimedLM(TemplateLM):
     @property
     def max_gen_toks(self) -> int:
         return 256
+
+
+def report_all(results: list, done: Done) -> list:
+    """For backends that finish a whole call at once: report every item, then return."""
+    if done:
+        for index, result in enumerate(results):
+            done(index, result)
+    return results
 
 
 def merge_timings(parts: list[RequestTiming], request_type: str) -> RequestTiming:

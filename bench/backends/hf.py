@@ -16,7 +16,7 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import postprocess_generated_text
 from tqdm import tqdm
 
-from bench.backends.base import GenerationSpec, Scored, TimedLM, TokenPair, batches
+from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, batches
 from bench.backends.timing import RequestTiming, split_time
 
 
@@ -34,7 +34,9 @@ class HFBackend(TimedLM, HFLM):
         # over long texts change in their last bits with the batch's shape.
         return self._batch
 
-    def score_pairs(self, pairs: list[TokenPair], request_type: str) -> list[Scored]:
+    def score_pairs(
+        self, pairs: list[TokenPair], request_type: str, done: Done = None
+    ) -> list[Scored]:
         """Log-probability and greedy flag of every continuation, longest inputs first."""
         # The model sees context+continuation without its last token; requests whose
         # input rows are identical are computed once.
@@ -80,11 +82,15 @@ class HFBackend(TimedLM, HFLM):
                         batch_size=len(batch),
                     )
                     results[i] = (float(token_lp.sum()), greedy, timing)
+                    if done:
+                        done(i, results[i])
                 progress.update(len(owners))
         progress.close()
         return results  # type: ignore[return-value]
 
-    def generate(self, prompts: list[str], spec: GenerationSpec) -> list[tuple[str, RequestTiming]]:
+    def generate(
+        self, prompts: list[str], spec: GenerationSpec, done: Done = None
+    ) -> list[tuple[str, RequestTiming]]:
         # Longest prompt first, ties by text: the batches lm-eval's HFLM forms.
         lengths = [len(self.tok_encode(p)) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], prompts[i]))
@@ -95,6 +101,8 @@ class HFBackend(TimedLM, HFLM):
             for i, text, timing in zip(batch, texts, timings, strict=True):
                 timing.prompt_tokens = lengths[i]
                 results[i] = (text, timing)
+                if done:
+                    done(i, results[i])
             progress.update(len(batch))
         progress.close()
         return results  # type: ignore[return-value]

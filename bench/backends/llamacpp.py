@@ -13,7 +13,7 @@ import time
 import numpy as np
 from lm_eval.models.utils import postprocess_generated_text
 
-from bench.backends.base import GenerationSpec, Scored, TimedLM, TokenPair
+from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair
 from bench.backends.timing import RequestTiming
 
 
@@ -102,7 +102,9 @@ class LlamaCppBackend(TimedLM):
         self.llm.eval(tokens[keep:])
         return self.llm.scores[: len(tokens)]
 
-    def score_pairs(self, pairs: list[TokenPair], request_type: str) -> list[Scored]:
+    def score_pairs(
+        self, pairs: list[TokenPair], request_type: str, done: Done = None
+    ) -> list[Scored]:
         results: list[Scored | None] = [None] * len(pairs)
         # Sorted by tokens, so neighbours share the longest prefixes.
         order = sorted(range(len(pairs)), key=lambda i: pairs[i][0] + pairs[i][1])
@@ -119,11 +121,15 @@ class LlamaCppBackend(TimedLM):
             elapsed = time.perf_counter() - start
             timing = RequestTiming(request_type, elapsed, len(tokens) - n_cont, n_cont, 1)
             results[i] = (logprob, greedy, timing)
+            if done:
+                done(i, results[i])
         return results  # type: ignore[return-value]
 
-    def generate(self, prompts: list[str], spec: GenerationSpec) -> list[tuple[str, RequestTiming]]:
+    def generate(
+        self, prompts: list[str], spec: GenerationSpec, done: Done = None
+    ) -> list[tuple[str, RequestTiming]]:
         results = []
-        for prompt in prompts:
+        for index, prompt in enumerate(prompts):
             tokens = self.tok_encode(prompt)[-(self.max_length - spec.max_gen_toks) :]
             start = time.perf_counter()
             pieces, chunk_times, ttft = [], [], None
@@ -154,6 +160,8 @@ class LlamaCppBackend(TimedLM):
                 tokens_counted_by="tokenizer",
             )
             results.append((postprocess_generated_text(text, spec.until, None), timing))
+            if done:
+                done(index, results[-1])
         return results
 
 

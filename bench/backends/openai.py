@@ -24,7 +24,7 @@ import httpx
 from lm_eval.api.instance import Instance
 from lm_eval.models.utils import postprocess_generated_text
 
-from bench.backends.base import GenerationSpec, Scored, TimedLM, TokenPair
+from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair
 from bench.backends.timing import RequestTiming
 from bench.errors import RunFailed
 
@@ -179,18 +179,24 @@ class OpenAIBackend(TimedLM):
     # -- loglikelihood: the server scores the echoed prompt ---------------------------
 
     def _answer_each(
-        self, requests: list[Instance], answer: Callable[[Instance], tuple[Any, RequestTiming]]
+        self,
+        requests: list[Instance],
+        request_type: str,
+        answer: Callable[[Instance], tuple[Any, RequestTiming]],
     ) -> list[Any]:
         """Answer requests concurrently, logging each one the moment it completes, so a
         server failure later in the run loses nothing already answered."""
-        self.timings.expect(requests)
+        reused = self.timings.reuse(requests, request_type)
 
-        def one(req: Instance) -> Any:
+        def one(req: Instance) -> None:
             result, timing = answer(req)
             self.timings.add(req, timing, result)
-            return result
 
-        return self._in_parallel(one, requests)
+        try:
+            self._in_parallel(one, [r for i, r in enumerate(requests) if i not in reused])
+        finally:
+            self.timings.flush()
+        return [self.timings.answer(req) for req in requests]
 
     def loglikelihood(
         self, requests: list[Instance], disable_tqdm: bool = False
@@ -206,7 +212,7 @@ class OpenAIBackend(TimedLM):
             logprob, greedy, timing = self._score_text(context, continuation, "loglikelihood")
             return (logprob, greedy), timing
 
-        return self._answer_each(requests, score)
+        return self._answer_each(requests, "loglikelihood", score)
 
     def loglikelihood_rolling(
         self, requests: list[Instance], disable_tqdm: bool = False
@@ -218,11 +224,13 @@ class OpenAIBackend(TimedLM):
             )
             return logprob, timing
 
-        return self._answer_each(requests, score)
+        return self._answer_each(requests, "loglikelihood_rolling", score)
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         return self._answer_each(
-            requests, lambda req: self._stream(req.args[0], self.generation_spec(req.args[1]))
+            requests,
+            "generate_until",
+            lambda req: self._stream(req.args[0], self.generation_spec(req.args[1])),
         )
 
     def _prefix_text(self) -> str:
@@ -295,7 +303,9 @@ class OpenAIBackend(TimedLM):
         timing = RequestTiming(request_type, wall, n_prompt - len(cont), len(cont), 1)
         return logprob, greedy, timing
 
-    def score_pairs(self, pairs: list[TokenPair], request_type: str) -> list[Scored]:
+    def score_pairs(
+        self, pairs: list[TokenPair], request_type: str, done: Done = None
+    ) -> list[Scored]:
         tok = self._need_tokenizer()
         return self._in_parallel(
             lambda pair: self._score_text(tok.decode(pair[0]), tok.decode(pair[1]), request_type),
@@ -304,7 +314,9 @@ class OpenAIBackend(TimedLM):
 
     # -- generation: streamed -----------------------------------------------------------
 
-    def generate(self, prompts: list[str], spec: GenerationSpec) -> list[tuple[str, RequestTiming]]:
+    def generate(
+        self, prompts: list[str], spec: GenerationSpec, done: Done = None
+    ) -> list[tuple[str, RequestTiming]]:
         return self._in_parallel(lambda prompt: self._stream(prompt, spec), prompts)
 
     def _stream(self, prompt: str, spec: GenerationSpec) -> tuple[str, RequestTiming]:

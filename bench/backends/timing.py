@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -37,20 +38,61 @@ class RequestLog:
 
     The engine joins timings to samples; after a failure mid-run, the answers of the
     documents whose every request was answered are replayed to score those documents.
+    With a `cache` (bench.store.cache.RequestCache), answers are looked up before the
+    model is asked and written to the store as they arrive, in small batches.
     """
 
     records: dict[RequestKey, RequestTiming] = field(default_factory=dict)
     answers: dict[RequestKey, Any] = field(default_factory=dict)
     asked: set[RequestKey] = field(default_factory=set)
+    cache: Any = None
+    sent: int = 0  # requests the model answered in this run
+    reused: int = 0  # requests answered from the cache
+    flush_every: int = 32
+    _pending: list = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
     def key(instance) -> RequestKey:
         return RequestKey(instance.task_name, int(instance.doc_id), int(instance.idx))
 
-    def expect(self, instances) -> None:
+    def reuse(self, instances: list, request_type: str) -> set[int]:
+        """Note the requests as asked; answer those the cache knows. Returns their indices."""
         self.asked.update(self.key(i) for i in instances)
+        if self.cache is None or not instances:
+            return set()
+        keys = [self.cache.key(request_type, i.args) for i in instances]
+        found = self.cache.get_many(keys)
+        hits = set()
+        for index, (instance, key) in enumerate(zip(instances, keys, strict=True)):
+            if key in found:
+                answer, timing = found[key]
+                if request_type == "loglikelihood":
+                    answer = (float(answer[0]), bool(answer[1]))
+                self._record(instance, RequestTiming(**timing), answer)
+                hits.add(index)
+        self.reused += len(hits)
+        return hits
 
-    def add(self, instance, timing: RequestTiming, answer: Any = None) -> None:
+    def add(self, instance, timing: RequestTiming, answer: Any) -> None:
+        with self._lock:
+            self._record(instance, timing, answer)
+            self.sent += 1
+            if self.cache is not None:
+                key = self.cache.key(timing.request_type, instance.args)
+                self._pending.append((key, timing.request_type, answer, asdict(timing)))
+                if len(self._pending) >= self.flush_every:
+                    self.flush()
+
+    def flush(self) -> None:
+        if self.cache is not None and self._pending:
+            rows, self._pending = self._pending, []
+            self.cache.put_many(rows)
+
+    def answer(self, instance) -> Any:
+        return self.answers[self.key(instance)]
+
+    def _record(self, instance, timing: RequestTiming, answer: Any) -> None:
         key = self.key(instance)
         self.records[key] = timing
         self.answers[key] = answer

@@ -12,7 +12,7 @@ from typing import Any
 
 from lm_eval.models.utils import postprocess_generated_text
 
-from bench.backends.base import GenerationSpec, Scored, TimedLM, TokenPair
+from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, report_all
 from bench.backends.timing import RequestTiming, split_time
 
 CPU_MEMORY_FRACTION = 0.3  # on CPU vLLM reads gpu_memory_utilization as a share of RAM
@@ -84,7 +84,9 @@ class VLLMBackend(TimedLM):
 
     # -- primitives --------------------------------------------------------------------
 
-    def score_pairs(self, pairs: list[TokenPair], request_type: str) -> list[Scored]:
+    def score_pairs(
+        self, pairs: list[TokenPair], request_type: str, done: Done = None
+    ) -> list[Scored]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -107,9 +109,11 @@ class VLLMBackend(TimedLM):
                 greedy = greedy and entry.rank == 1
             timing = RequestTiming(request_type, share, len(tokens) - n_cont, n_cont, len(pairs))
             results.append((logprob, greedy, timing))
-        return results
+        return report_all(results, done)
 
-    def generate(self, prompts: list[str], spec: GenerationSpec) -> list[tuple[str, RequestTiming]]:
+    def generate(
+        self, prompts: list[str], spec: GenerationSpec, done: Done = None
+    ) -> list[tuple[str, RequestTiming]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
@@ -135,4 +139,4 @@ class VLLMBackend(TimedLM):
                 "generate_until", share, len(tokens), len(completion.token_ids), len(prompts)
             )
             results.append((text, timing))
-        return results
+        return report_all(results, done)

@@ -26,6 +26,8 @@ from bench.records import (
     SampleRecord,
     TaskVersion,
 )
+from bench.store.cache import RequestCache, digest
+from bench.store.store import public_url
 
 
 class PartialRun(RunFailed):
@@ -61,15 +63,34 @@ class ReplayLM(LM):
         return self._replay(requests)
 
 
+def cache_namespace(model: ModelRef, settings: RunSettings) -> str:
+    """What, besides the request itself, decides a model's answer."""
+    return digest(
+        model.weights_sha256,
+        model.name if model.source == "server" else "",
+        settings.backend,
+        settings.model_args,
+        public_url(settings.base_url),
+    )
+
+
 def evaluate(
-    model: ModelRef, load_tasks: Callable[[], list[LoadedTask]], settings: RunSettings
+    model: ModelRef,
+    load_tasks: Callable[[], list[LoadedTask]],
+    settings: RunSettings,
+    cache: Callable[[str], RequestCache] | None = None,
 ) -> RunRecord:
     """Run the tasks on the model. On a failure mid-run (a dead server), raise PartialRun
-    carrying a record of every document that was completely answered before it."""
+    carrying a record of every document that was completely answered before it.
+
+    With `cache` (namespace -> RequestCache), answers already in the store are reused and
+    new ones are written there as they arrive."""
     started_at = datetime.now(UTC)
     begin = time.perf_counter()
     backend = create_backend(settings.backend, model.path, settings)
     load_s = time.perf_counter() - begin
+    if cache is not None:
+        backend.timings.cache = cache(cache_namespace(model, settings))
     run = dict(model=model, settings=settings, started_at=started_at, load_s=load_s)
     try:
         return _evaluate(backend, load_tasks(), **run)
@@ -140,6 +161,8 @@ def _evaluate(
         completion_tokens=sum(t.completion_tokens for t in backend.timings.records.values()),
         status=status,
         error=error,
+        requests_sent=backend.timings.sent,
+        requests_reused=backend.timings.reused,
     )
     requests = [
         RequestRecord(key.task, key.doc_id, key.idx, **dataclasses.asdict(timing))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from bench.store.store import metrics_frame
+from bench.store.schema import Run
+from bench.store.store import metrics_frame, read_table
 
 AVERAGE = "average ↑"
 
@@ -46,11 +47,21 @@ def is_accuracy_like(row) -> bool:
     return bool(row["higher_is_better"]) and 0.0 <= row["value"] <= 1.0
 
 
+def measured_speed(engine: Engine) -> pd.DataFrame:
+    """Wall time and tokens/s of the newest complete run per (model, backend) whose every
+    request ran on the model: answers reused from the store would flatter the speed."""
+    runs = read_table(engine, Run)
+    runs = runs[(runs["status"] == "complete") & (runs["requests_reused"] == 0)]
+    newest = runs.sort_values("started_at").groupby(["model", "backend"]).last()
+    return newest[["wall_s", "tokens_per_s"]]
+
+
 def leaderboard(engine: Engine) -> pd.DataFrame:
     """One row per (model, backend), one column per task (primary metric ± stderr), speed."""
     cells = latest_primary_metrics(engine)
     if cells.empty:
         return pd.DataFrame()
+    speed = measured_speed(engine)
     headers = {
         task: f"{_md(task)} ({group['metric'].iloc[0]} {_arrow(group['higher_is_better'].iloc[0])})"
         for task, group in cells.groupby("task")
@@ -62,11 +73,10 @@ def leaderboard(engine: Engine) -> pd.DataFrame:
             row[headers[cell["task"]]] = _cell(cell["value"], cell["stderr"])
         scored = [c["value"] for _, c in group.iterrows() if is_accuracy_like(c)]
         row[AVERAGE] = sum(scored) / len(scored) if scored else float("nan")
-        runs = group.drop_duplicates("run_id")
-        wall = runs["wall_s"].sum()
-        tokens = runs["prompt_tokens"].sum() + runs["completion_tokens"].sum()
-        row["wall time (s)"] = round(float(wall), 1)
-        row["tokens/s"] = round(float(tokens / wall), 1) if wall > 0 else float("nan")
+        if (model, backend) in speed.index:
+            wall, tokens_per_s = speed.loc[(model, backend)]
+            row["wall time (s)"] = round(float(wall), 1)
+            row["tokens/s"] = round(float(tokens_per_s), 1)
         rows.append(row)
     table = pd.DataFrame(rows).sort_values(AVERAGE, ascending=False, na_position="last")
     ordered = ["model", "backend", *sorted(headers.values()), AVERAGE, "wall time (s)", "tokens/s"]
@@ -85,7 +95,8 @@ def write_markdown(engine: Engine, out_dir: Path) -> Path:
         "(lm-eval's). ↑ higher is better, ↓ lower is better. The average covers the "
         "bounded higher-is-better scores (accuracy, exact match). Wall time is the "
         "evaluation time with model load excluded; tokens/s counts prompt and completion "
-        "tokens over that time.\n\n"
+        "tokens over that time; both come from the newest run whose requests all ran on "
+        "the model (none reused from the store).\n\n"
     )
     body = (
         table.to_markdown(index=False, disable_numparse=True)

@@ -32,6 +32,8 @@ class Run(Base):
     tokens_per_s: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default="complete")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    requests_sent: Mapped[int] = mapped_column(Integer, default=0)
+    requests_reused: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RunTask(Base):
@@ -96,3 +98,14 @@ class RequestTiming(Base):
     ttft_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     chunk_times: Mapped[list | None] = mapped_column(JSON, nullable=True)
     tokens_counted_by: Mapped[str] = mapped_column(String(16))
+
+
+class CachedAnswer(Base):
+    __tablename__ = "request_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(64), index=True)
+    request_type: Mapped[str] = mapped_column(String(32))
+    answer: Mapped[object] = mapped_column(JSON)
+    timing: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -64,6 +64,8 @@ def write_run(engine: Engine, record: RunRecord) -> None:
                 tokens_per_s=m.tokens_per_s,
                 status=m.status,
                 error=m.error,
+                requests_sent=m.requests_sent,
+                requests_reused=m.requests_reused,
             )
         )
         session.flush()
@@ -80,15 +82,18 @@ def write_run(engine: Engine, record: RunRecord) -> None:
         )
 
 
+def public_url(url: str | None) -> str | None:
+    """A server URL without credentials or query string: what may be stored."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def _public(settings: dict) -> dict:
-    """Settings as stored: a server URL loses any credentials and query string."""
-    url = settings.get("base_url")
-    if url:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        settings = {**settings, "base_url": urlunsplit((parts.scheme, netloc, parts.path, "", ""))}
-    return settings
+    return {**settings, "base_url": public_url(settings.get("base_url"))}
 
 
 def _without(obj, *names: str) -> dict:
