@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -211,23 +212,71 @@ def run(
 
 @results_app.command("export")
 def results_export(
-    fmt: Annotated[str, typer.Option("--format", help="json (list of objects) or csv.")] = "json",
+    fmt: Annotated[
+        str, typer.Option("--format", help="json (list of objects), jsonl, csv or parquet.")
+    ] = "json",
+    what: Annotated[str, typer.Option("--what", help="metrics, samples or runs.")] = "metrics",
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write [default: stdout].")
     ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Every stored metric, one row per (run, task, metric, filter)."""
-    from bench.store.export import FORMATS, export_metrics
+    """Export a table of the store; metrics come one row per (run, task, metric, filter)."""
+    from bench.store.export import FORMATS, TABLES, export_table
     from bench.store.store import open_store
 
     if fmt not in FORMATS:
         _fail(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
-    text = export_metrics(open_store(store), fmt)
+    if what not in TABLES:
+        _fail(f"unknown table '{what}'; use one of {', '.join(TABLES)}")
+    if fmt == "parquet" and out is None:
+        _fail("parquet is binary: give --out FILE")
+    data = export_table(open_store(store), what, fmt)
     if out is None:
-        sys.stdout.write(text)
+        sys.stdout.write(data.decode())
     else:
-        out.write_text(text)
+        out.write_bytes(data)
+
+
+@results_app.command("list")
+def results_list(store: StoreOption = None) -> None:
+    """One line per run: id, when, model, backend, status, samples, wall time."""
+    from bench import results
+
+    runs = results.load(store).runs.sort_values("started_at")
+    table = Table("run", "started", "model", "backend", "status", "wall s", "tokens/s")
+    for _, run in runs.iterrows():
+        table.add_row(
+            run["run_id"],
+            str(run["started_at"])[:19],
+            escape(run["model"]),
+            run["backend"],
+            run["status"],
+            f"{run['wall_s']:.1f}",
+            f"{run['tokens_per_s']:.0f}",
+        )
+    Console(width=160).print(table)
+
+
+@results_app.command("show")
+def results_show(run_id: str, store: StoreOption = None) -> None:
+    """A run's manifest, tasks (with content hashes) and metrics, as JSON."""
+    from bench import results
+
+    manifest = results.find_run(store, run_id)
+    if manifest is None:
+        _fail(f"no single run matches '{run_id}'; see bench results list")
+    print(json.dumps(manifest, indent=2, default=str))
+
+
+@results_app.command("delete")
+def results_delete(run_id: str, store: StoreOption = None) -> None:
+    """Delete a run and everything recorded with it (exact id)."""
+    from bench import results
+
+    if not results.delete_run(store, run_id):
+        _fail(f"no run '{run_id}'; see bench results list")
+    console.print(f"deleted run {run_id}")
 
 
 @app.command()
