@@ -80,3 +80,15 @@ def test_bench_run_into_postgres(postgres, tmp_path):
     report = run_bench("report", "--store", url, "--out", str(tmp_path))
     assert report.returncode == 0
     assert "smollm2-135m-instruct" in (tmp_path / "leaderboard.md").read_text()
+
+
+def test_store_is_versioned_by_alembic(store_url):
+    from sqlalchemy import text
+
+    from bench.store.migrate import head_revision
+
+    engine = open_store(store_url)
+    open_store(store_url)  # opening again is a no-op
+    with engine.connect() as connection:
+        (version,) = connection.execute(text("select version_num from alembic_version")).one()
+    assert version == head_revision() == "0001"

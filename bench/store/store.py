@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.records import RunRecord
-from bench.store.schema import Base, Metric, RequestTiming, Run, RunTask, Sample
+from bench.store.migrate import upgrade
+from bench.store.schema import Metric, RequestTiming, Run, RunTask, Sample
 
 DEFAULT_STORE = "sqlite:///results/bench.db"
 
@@ -32,7 +33,7 @@ def open_store(url: str | None = None) -> Engine:
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    Base.metadata.create_all(engine)
+    upgrade(engine)  # a new store is created, an older one brought up to date
     return engine
 
 
