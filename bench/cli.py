@@ -219,11 +219,28 @@ def results_export(
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write [default: stdout].")
     ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", help="Write a result bundle (manifests, metrics, samples)."),
+    ] = None,
+    run: Annotated[
+        list[str] | None, typer.Option("--run", help="Only these runs in the bundle.")
+    ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Export a table of the store; metrics come one row per (run, task, metric, filter)."""
+    """Export a table of the store; metrics come one row per (run, task, metric, filter).
+
+    With --bundle FILE: one file holding whole runs, for `bench results import` elsewhere.
+    """
     from bench.store.export import FORMATS, TABLES, export_table
     from bench.store.store import open_store
+
+    if bundle is not None:
+        from bench.store.bundle import write_bundle
+
+        count = write_bundle(open_store(store), bundle, run)
+        console.print(f"wrote {count} runs to {bundle}")
+        return
 
     if fmt not in FORMATS:
         _fail(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
@@ -236,6 +253,29 @@ def results_export(
         sys.stdout.write(data.decode())
     else:
         out.write_bytes(data)
+
+
+@results_app.command("import")
+def results_import(
+    bundle: Path,
+    include_path: Annotated[
+        list[Path] | None, typer.Option("--include-path", help="Extra task folders.")
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Import a result bundle after checking it: task hashes against the local task
+    definitions, and every score recomputed from its samples. Refused bundles exit 2."""
+    from bench.catalog.loader import TaskLoadError, UnknownTaskError
+    from bench.store.bundle import BundleRefused, import_runs, read_bundle, verify
+    from bench.store.store import open_store
+
+    try:
+        runs = read_bundle(bundle)
+        verify(runs, include_path)
+        imported = import_runs(open_store(store), runs)
+    except (BundleRefused, UnknownTaskError, TaskLoadError) as err:
+        _fail(f"bundle {bundle} refused: {err}")
+    console.print(f"imported {len(imported)} runs: {', '.join(imported)}")
 
 
 @results_app.command("list")

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+FIRST_REVISION = "0001"
 
 
 def alembic_config(connection=None) -> Config:
@@ -20,9 +22,14 @@ def alembic_config(connection=None) -> Config:
 
 def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
-        if current_revision(connection) == head_revision():
+        current = current_revision(connection)
+        if current == head_revision():
             return  # the common case: nothing to do, and no Alembic start-up cost
-        command.upgrade(alembic_config(connection), "head")
+        config = alembic_config(connection)
+        if current is None and inspect(connection).has_table("runs"):
+            # Made before the schema was versioned: those stores hold revision 0001's tables.
+            command.stamp(config, FIRST_REVISION)
+        command.upgrade(config, "head")
 
 
 def current_revision(connection) -> str | None:
