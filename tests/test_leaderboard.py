@@ -1,7 +1,9 @@
-"""Leaderboard rows from a real SQLite store: newest run wins, averages, escaping."""
+"""Leaderboard from a real SQLite store: newest run wins, intervals, tied ranks, escaping."""
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import numpy as np
 
 from bench.records import (
     MetricRecord,
@@ -12,17 +14,20 @@ from bench.records import (
     SampleRecord,
     TaskVersion,
 )
-from bench.report.leaderboard import AVERAGE, leaderboard, write_markdown
+from bench.report.leaderboard import AVERAGE, board, leaderboard, write_markdown
 from bench.store.store import open_store, write_run
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def record(run_id: str, model: str, acc: float, ppl: float, minutes: int) -> RunRecord:
+def record(run_id, model, acc, ppl, minutes, correct=None) -> RunRecord:
+    """A run of `model` on a multiple-choice task `mc` (per-document 0/1 scores in
+    `correct`, by default one correct document) and a perplexity task `prose`."""
+    correct = [1.0] if correct is None else list(correct)
     manifest = RunManifest(
         run_id=run_id,
         model=ModelRef(model, Path("/models/x"), "0" * 64, "local"),
-        tasks=[TaskVersion("mc", "a" * 64, "mc.yaml", "multiple_choice", 10)],
+        tasks=[TaskVersion("mc", "a" * 64, "mc.yaml", "multiple_choice", len(correct))],
         settings=RunSettings(),
         versions={"lm_eval": "0.4.13"},
         hardware={"cpu_count": 2},
@@ -33,30 +38,76 @@ def record(run_id: str, model: str, acc: float, ppl: float, minutes: int) -> Run
         completion_tokens=100,
     )
     metrics = [
-        MetricRecord("mc", "acc", "none", acc, 0.05, True, 10, True),
-        MetricRecord("mc", "acc_norm", "none", 0.1, 0.05, True, 10, False),
+        MetricRecord("mc", "acc", "none", acc, 0.05, True, len(correct), True),
+        MetricRecord("mc", "acc_norm", "none", 0.1, 0.05, True, len(correct), False),
         MetricRecord("prose", "word_perplexity", "none", ppl, None, False, 4, True),
     ]
-    sample = SampleRecord("mc", 0, "none", "Q?", '["a"]', '[["a"]]', "a", {"acc": 1.0}, 0.1, 5, 1)
-    return RunRecord(manifest, metrics, [sample])
+    samples = [
+        SampleRecord("mc", doc, "none", "Q?", '["a"]', '[["a"]]', "a", {"acc": score}, 0.1, 5, 1)
+        for doc, score in enumerate(correct)
+    ] + [
+        SampleRecord(
+            "prose",
+            doc,
+            "none",
+            "",
+            "[]",
+            "[]",
+            "text",
+            {"word_perplexity": [-30.0 - doc, 10]},
+            0.1,
+            12,
+            12,
+        )
+        for doc in range(4)
+    ]
+    return RunRecord(manifest, metrics, samples)
 
 
-def test_newest_run_wins_and_rows_rank_by_average(tmp_path):
+def test_newest_run_wins_with_intervals_and_escaping(tmp_path):
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     write_run(engine, record("old", "model-a", 0.20, 50.0, minutes=0))
     write_run(engine, record("new", "model-a", 0.90, 40.0, minutes=5))
-    write_run(engine, record("b1", "model|b", 0.50, 30.0, minutes=1))
+    write_run(engine, record("b1", "<script>alert(1)</script>|b", 0.50, 30.0, minutes=1))
 
     table = leaderboard(engine)
-    assert list(table["model"]) == ["model-a", "model\\|b"]
-    assert list(table["mc (acc ↑)"]) == ["0.9000 ± 0.0500", "0.5000 ± 0.0500"]
-    assert list(table["prose (word_perplexity ↓)"]) == ["40.0000", "30.0000"]
+    assert list(table["model"]) == ["model-a", "&lt;script&gt;alert(1)&lt;/script&gt;\\|b"]
+    assert list(table["mc (acc ↑)"].str.split(" ").str[0]) == ["0.9000", "0.5000"]
+    assert table["prose (word_perplexity ↓)"].iloc[0].startswith("40.0000 (")
     # Perplexity is not a bounded score: the average is over accuracy-like metrics only.
-    assert list(table[AVERAGE]) == ["0.9000", "0.5000"]
-    assert list(table["tokens/s"]) == [100.0, 100.0]
+    assert list(table[AVERAGE].str.split(" ").str[0]) == ["0.9000", "0.5000"]
+    assert list(table["tokens/s"]) == ["100.0", "100.0"]
 
     text = write_markdown(engine, tmp_path / "reports").read_text()
-    assert "| model\\|b " in text and "0.2000" not in text
+    assert "<script>" not in text and "0.2000" not in text
+
+
+def test_interval_is_a_bootstrap_of_the_samples(tmp_path):
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    correct = [1.0] * 30 + [0.0] * 10
+    write_run(engine, record("r", "m", 0.75, 40.0, minutes=0, correct=correct))
+    (row,) = board(engine).rows
+    low, high = row.cells["mc"].ci
+    assert low < 0.75 < high and 0.55 < low and high < 0.9  # about ±1.96 * 0.068
+    ppl_low, ppl_high = row.cells["prose"].ci
+    assert ppl_low < ppl_high
+
+
+def test_chance_differences_tie_real_differences_rank(tmp_path):
+    rng = np.random.default_rng(7)
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    same_a = (rng.random(200) < 0.6).astype(float)
+    same_b = (rng.random(200) < 0.6).astype(float)  # same skill, different luck
+    strong = (rng.random(200) < 0.9).astype(float)
+    weak = (rng.random(200) < 0.3).astype(float)
+    for i, (name, scores) in enumerate(
+        [("same-a", same_a), ("same-b", same_b), ("strong", strong), ("weak", weak)]
+    ):
+        write_run(engine, record(name, name, scores.mean(), 40.0, minutes=i, correct=scores))
+    ranks = {row.model: row.rank for row in board(engine).rows}
+    assert ranks["strong"] == "1"
+    assert ranks["same-a"] == ranks["same-b"] == "2-3"
+    assert ranks["weak"] == "4"
 
 
 def test_empty_store_says_so(tmp_path):

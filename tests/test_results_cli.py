@@ -21,7 +21,7 @@ def make_store(tmp_path):
 def test_load_returns_dataframes(tmp_path):
     loaded = results.load(make_store(tmp_path))
     assert sorted(loaded.runs["run_id"]) == ["run-aaa", "run-bbb"]
-    assert len(loaded.metrics) == 6 and len(loaded.samples) == 2
+    assert len(loaded.metrics) == 6 and len(loaded.samples) == 2 * 5
     assert set(loaded.metrics["model"]) == {"model-a", "model-b"}
 
 
@@ -48,7 +48,7 @@ def test_export_formats(tmp_path):
     lines = run_bench(
         "results", "export", "--what", "samples", "--format", "jsonl", "--store", url
     ).stdout.splitlines()
-    assert [json.loads(line)["run_id"] for line in lines] == ["run-aaa", "run-bbb"]
+    assert [json.loads(line)["run_id"] for line in lines] == ["run-aaa"] * 5 + ["run-bbb"] * 5
     out = tmp_path / "runs.parquet"
     assert (
         run_bench(

@@ -18,7 +18,7 @@ def test_runs_round_trip_and_delete(store_url):
     assert sorted(loaded.runs["run_id"]) == ["r1", "r2"]
     assert list(leaderboard(engine)["model"]) == ["model-a", "model-b"]
     assert results.delete_run(store_url, "r1")
-    assert list(results.load(store_url).samples["run_id"]) == ["r2"]
+    assert set(results.load(store_url).samples["run_id"]) == {"r2"}
 
 
 def test_request_cache_keeps_first_answer(store_url):
@@ -56,7 +56,7 @@ def test_four_processes_write_at_once(store_url):
         assert worker.exitcode == 0
     loaded = results.load(store_url)
     assert sorted(loaded.runs["run_id"]) == sorted(f"w{w}-{n}" for w in range(4) for n in range(5))
-    assert len(loaded.metrics) == 20 * 3 and len(loaded.samples) == 20
+    assert len(loaded.metrics) == 20 * 3 and len(loaded.samples) == 20 * 5
 
 
 def test_bench_run_into_postgres(postgres, tmp_path):

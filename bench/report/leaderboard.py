@@ -1,17 +1,72 @@
-"""Store -> leaderboard DataFrame -> Markdown."""
+"""Store -> Board (rows of models with intervals and tied ranks) -> Markdown / frames.
+
+A row is a (model, backend). Each task cell is the task's primary metric from the newest
+complete run that scored it, with a 95% bootstrap interval over that run's samples. The
+average covers the bounded higher-is-better scores (accuracy, exact match); rows are
+ranked by it, and two rows share ranks unless a paired bootstrap over the documents both
+answered says they differ (p < 0.05).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bench.store.schema import Run
+from bench.report.stats import ALPHA, bootstrap_ci, paired_p_value, tied_ranks
+from bench.store.schema import Run, Sample
 from bench.store.store import metrics_frame, read_table
 
 AVERAGE = "average ↑"
+
+
+@dataclass(frozen=True)
+class TaskColumn:
+    task: str
+    metric: str
+    higher_is_better: bool | None
+
+    @property
+    def header(self) -> str:
+        return f"{self.task} ({self.metric} {arrow(self.higher_is_better)})".replace(" )", ")")
+
+
+@dataclass
+class Cell:
+    value: float
+    stderr: float | None
+    ci: tuple[float, float]
+    run_id: str
+    scores: dict[int, float] = field(default_factory=dict)  # doc_id -> score (accuracy-like)
+
+
+@dataclass
+class Row:
+    model: str
+    backend: str
+    cells: dict[str, Cell]
+    average: float
+    average_ci: tuple[float, float]
+    rank: str = "—"
+    wall_s: float | None = None
+    tokens_per_s: float | None = None
+
+
+@dataclass
+class Board:
+    columns: list[TaskColumn]
+    rows: list[Row]
+
+
+def arrow(higher_is_better) -> str:
+    if higher_is_better is None or pd.isna(higher_is_better):
+        return ""
+    return "↑" if bool(higher_is_better) else "↓"
 
 
 def latest_primary_metrics(engine: Engine) -> pd.DataFrame:
@@ -25,28 +80,6 @@ def latest_primary_metrics(engine: Engine) -> pd.DataFrame:
     return frame.groupby(["model", "backend", "task"], as_index=False).last()
 
 
-def _md(text: str) -> str:
-    """Table-safe Markdown text: a pipe would end the cell."""
-    return str(text).replace("|", "\\|")
-
-
-def _arrow(higher_is_better) -> str:
-    if higher_is_better is None or pd.isna(higher_is_better):
-        return ""
-    return "↑" if bool(higher_is_better) else "↓"
-
-
-def _cell(value: float, stderr: float | None) -> str:
-    if stderr is None or math.isnan(stderr):
-        return f"{value:.4f}"
-    return f"{value:.4f} ± {stderr:.4f}"
-
-
-def is_accuracy_like(row) -> bool:
-    """Only bounded higher-is-better scores (accuracy, exact match) go into the average."""
-    return bool(row["higher_is_better"]) and 0.0 <= row["value"] <= 1.0
-
-
 def measured_speed(engine: Engine) -> pd.DataFrame:
     """Wall time and tokens/s of the newest complete run per (model, backend) whose every
     request ran on the model: answers reused from the store would flatter the speed."""
@@ -56,52 +89,173 @@ def measured_speed(engine: Engine) -> pd.DataFrame:
     return newest[["wall_s", "tokens_per_s"]]
 
 
-def leaderboard(engine: Engine) -> pd.DataFrame:
-    """One row per (model, backend), one column per task (primary metric ± stderr), speed."""
+def is_accuracy_like(higher_is_better, value: float) -> bool:
+    """Bounded higher-is-better scores (accuracy, exact match) are the ones averaged."""
+    return bool(higher_is_better) and 0.0 <= value <= 1.0
+
+
+def _sample_items(engine: Engine, cells: pd.DataFrame) -> dict[tuple[str, str, str], dict]:
+    """(run_id, task, filter) -> {doc_id: per-sample value of the cell's metric}."""
+    wanted = {(r.run_id, r.task, r.filter): r.metric for r in cells.itertuples()}
+    items: dict[tuple[str, str, str], dict] = {key: {} for key in wanted}
+    query = select(Sample.run_id, Sample.task, Sample.filter, Sample.doc_id, Sample.scores).where(
+        Sample.run_id.in_({key[0] for key in wanted})
+    )
+    with engine.connect() as connection:
+        for run_id, task, filt, doc_id, scores in connection.execute(query):
+            metric = wanted.get((run_id, task, filt))
+            if metric is not None and metric in scores:
+                value = scores[metric]
+                items[(run_id, task, filt)][doc_id] = (
+                    tuple(value) if isinstance(value, list) else value
+                )
+    return items
+
+
+def _interval(metric: str, values: list) -> tuple[float, float]:
+    if values and all(isinstance(v, int | float) for v in values):
+        return bootstrap_ci(values)
+    from lm_eval.api.registry import get_metric_aggregation
+
+    return bootstrap_ci(values, aggregate=get_metric_aggregation(metric))
+
+
+def board(engine: Engine) -> Board:
     cells = latest_primary_metrics(engine)
     if cells.empty:
-        return pd.DataFrame()
-    speed = measured_speed(engine)
-    headers = {
-        task: f"{_md(task)} ({group['metric'].iloc[0]} {_arrow(group['higher_is_better'].iloc[0])})"
+        return Board([], [])
+    columns = [
+        TaskColumn(task, group["metric"].iloc[0], group["higher_is_better"].iloc[0])
         for task, group in cells.groupby("task")
-    }
+    ]
+    items = _sample_items(engine, cells)
+    speed = measured_speed(engine)
     rows = []
     for (model, backend), group in cells.groupby(["model", "backend"]):
-        row: dict[str, object] = {"model": _md(model), "backend": backend}
-        for _, cell in group.iterrows():
-            row[headers[cell["task"]]] = _cell(cell["value"], cell["stderr"])
-        scored = [c["value"] for _, c in group.iterrows() if is_accuracy_like(c)]
-        row[AVERAGE] = sum(scored) / len(scored) if scored else float("nan")
+        row_cells = {}
+        for c in group.itertuples():
+            per_doc = items[(c.run_id, c.task, c.filter)]
+            stderr = None if c.stderr is None or pd.isna(c.stderr) else float(c.stderr)
+            accuracy = is_accuracy_like(c.higher_is_better, c.value)
+            row_cells[c.task] = Cell(
+                value=float(c.value),
+                stderr=stderr,
+                ci=_interval(c.metric, list(per_doc.values())),
+                run_id=c.run_id,
+                scores={d: float(v) for d, v in per_doc.items()} if accuracy else {},
+            )
+        averaged = [cell for cell in row_cells.values() if cell.scores]
+        average = float(np.mean([c.value for c in averaged])) if averaged else float("nan")
+        row = Row(model, backend, row_cells, average, _average_ci(averaged))
         if (model, backend) in speed.index:
-            wall, tokens_per_s = speed.loc[(model, backend)]
-            row["wall time (s)"] = round(float(wall), 1)
-            row["tokens/s"] = round(float(tokens_per_s), 1)
+            row.wall_s, row.tokens_per_s = (float(x) for x in speed.loc[(model, backend)])
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values(AVERAGE, ascending=False, na_position="last")
-    ordered = ["model", "backend", *sorted(headers.values()), AVERAGE, "wall time (s)", "tokens/s"]
-    table = table.reindex(columns=ordered)
-    table[AVERAGE] = table[AVERAGE].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
-    return table.fillna("—")
+    rows.sort(key=lambda r: (math.isnan(r.average), -r.average if not math.isnan(r.average) else 0))
+    _rank(rows)
+    return Board(columns, rows)
+
+
+def _average_ci(cells: list[Cell]) -> tuple[float, float]:
+    if not cells:
+        return (float("nan"), float("nan"))
+    # Resample documents within each task, then average the task means.
+    rng = np.random.default_rng(0)
+    draws = np.zeros(2000)
+    for cell in cells:
+        values = np.array(list(cell.scores.values()))
+        draws += values[rng.integers(0, len(values), size=(2000, len(values)))].mean(axis=1)
+    draws /= len(cells)
+    low, high = np.quantile(draws, [ALPHA / 2, 1 - ALPHA / 2])
+    return float(low), float(high)
+
+
+def _rank(rows: list[Row]) -> None:
+    ranked = [r for r in rows if not math.isnan(r.average)]
+    key = {id(r): f"{r.model}\x00{r.backend}" for r in ranked}
+    significant = {}
+    for i, a in enumerate(ranked):
+        for b in ranked[i + 1 :]:
+            significant[(key[id(a)], key[id(b)])] = compare_rows(a, b) < ALPHA
+    labels = tied_ranks([key[id(r)] for r in ranked], significant)
+    for row in ranked:
+        row.rank = labels[key[id(row)]]
+
+
+def compare_rows(a: Row, b: Row, tasks: list[str] | None = None) -> float:
+    """Paired p-value of two rows' averages over the accuracy-like tasks both scored,
+    on the documents both answered."""
+    shared = [
+        t for t in (tasks or a.cells) if t in b.cells and a.cells[t].scores and b.cells[t].scores
+    ]
+    xs, ys = [], []
+    for task in shared:
+        docs = sorted(set(a.cells[task].scores) & set(b.cells[task].scores))
+        if docs:
+            xs.append(np.array([a.cells[task].scores[d] for d in docs]))
+            ys.append(np.array([b.cells[task].scores[d] for d in docs]))
+    return paired_p_value(xs, ys) if xs else 1.0
+
+
+def cell_text(cell: Cell | None) -> str:
+    if cell is None:
+        return "—"
+    low, high = cell.ci
+    if math.isnan(low):
+        return f"{cell.value:.4f}"
+    return f"{cell.value:.4f} ({low:.4f}–{high:.4f})"
+
+
+def leaderboard(engine: Engine) -> pd.DataFrame:
+    """The board as text cells: what the Markdown shows."""
+    result = board(engine)
+    records = []
+    for row in result.rows:
+        record = {"rank": row.rank, "model": md(row.model), "backend": row.backend}
+        for column in result.columns:
+            record[md(column.header)] = cell_text(row.cells.get(column.task))
+        record[AVERAGE] = (
+            "—"
+            if math.isnan(row.average)
+            else (f"{row.average:.4f} ({row.average_ci[0]:.4f}–{row.average_ci[1]:.4f})")
+        )
+        record["wall time (s)"] = "—" if row.wall_s is None else f"{row.wall_s:.1f}"
+        record["tokens/s"] = "—" if row.tokens_per_s is None else f"{row.tokens_per_s:.1f}"
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def md(text: str) -> str:
+    """Table-safe Markdown text: a pipe would end the cell; markup shows as text."""
+    return (
+        str(text)
+        .replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
+
+
+INTRO = (
+    "# Leaderboard\n\n"
+    "Each cell is the task's primary metric from the newest complete run, with its 95% "
+    "bootstrap confidence interval over the run's samples. ↑ higher is better, ↓ lower is "
+    "better. The average covers the bounded higher-is-better scores (accuracy, exact "
+    'match). Ranks follow the average; models share a rank range ("1-2") unless a paired '
+    "bootstrap on the documents both answered finds the difference significant (p < 0.05). "
+    "Wall time is the evaluation time with model load excluded; tokens/s counts prompt and "
+    "completion tokens over that time; both come from the newest run whose requests all "
+    "ran on the model (none reused from the store).\n\n"
+)
 
 
 def write_markdown(engine: Engine, out_dir: Path) -> Path:
     table = leaderboard(engine)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "leaderboard.md"
-    intro = (
-        "# Leaderboard\n\n"
-        "Each cell is the task's primary metric from the newest run, ± its standard error "
-        "(lm-eval's). ↑ higher is better, ↓ lower is better. The average covers the "
-        "bounded higher-is-better scores (accuracy, exact match). Wall time is the "
-        "evaluation time with model load excluded; tokens/s counts prompt and completion "
-        "tokens over that time; both come from the newest run whose requests all ran on "
-        "the model (none reused from the store).\n\n"
-    )
     body = (
         table.to_markdown(index=False, disable_numparse=True)
         if not table.empty
         else "_The store holds no runs yet._"
     )
-    path.write_text(intro + body + "\n", encoding="utf-8")
+    path.write_text(INTRO + body + "\n", encoding="utf-8")
     return path
