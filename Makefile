@@ -27,10 +27,11 @@ demo: setup
 	$(VENV)/bin/bench run --suite default
 	$(VENV)/bin/bench report
 
-# The store tests run against a real PostgreSQL server too (Debian's package).
+# Tests use a real PostgreSQL server and a real headless Chromium (Debian's packages).
 services:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql)
+	@(ls /usr/lib/postgresql/*/bin/initdb && command -v chromium chromedriver) >/dev/null 2>&1 || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	   apt-get install -y -q postgresql chromium chromium-driver)
 
 test: setup services
 	$(VENV)/bin/pytest -q

@@ -74,5 +74,34 @@ def _resolve(name: str, backend: str, gguf: bool, progress) -> ModelRef:
         return ModelRef(name, Path(""), "unknown (served remotely)", "server")
 
 
-def report(store: str | None = None, out_dir: Path = Path("reports")) -> Path:
-    return write_markdown(open_store(store), out_dir)
+REPORT_FORMATS = ("md", "html", "csv", "json")
+
+
+def report(
+    store: str | None = None,
+    out_dir: Path = Path("reports"),
+    formats: tuple[str, ...] = ("md", "html"),
+) -> list[Path]:
+    """Write the reports in `formats` under out_dir; return their paths."""
+    from bench.report.leaderboard import long_frame
+    from bench.report.site import write_site
+
+    unknown = [f for f in formats if f not in REPORT_FORMATS]
+    if unknown:
+        raise BadInput(f"unknown report format {unknown[0]!r}; use {', '.join(REPORT_FORMATS)}")
+    engine = open_store(store)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "md" in formats:
+        written.append(write_markdown(engine, out_dir))
+    if "html" in formats:
+        written.append(write_site(engine, out_dir))
+    if "csv" in formats or "json" in formats:
+        frame = long_frame(engine)
+        if "csv" in formats:
+            frame.to_csv(out_dir / "leaderboard.csv", index=False)
+            written.append(out_dir / "leaderboard.csv")
+        if "json" in formats:
+            (out_dir / "leaderboard.json").write_text(frame.to_json(orient="records", indent=2))
+            written.append(out_dir / "leaderboard.json")
+    return written

@@ -336,14 +336,57 @@ def backends() -> None:
 
 
 @app.command()
-def report(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the report.")] = Path("reports"),
+def compare(
+    first: Annotated[str, typer.Argument(help="A model, or model@backend.")],
+    second: Annotated[str, typer.Argument(help="The model to compare with.")],
     store: StoreOption = None,
 ) -> None:
-    """Write the Markdown leaderboard (leaderboard.md) from the store."""
-    from bench import api
+    """Per-task score differences between two models, with paired-bootstrap p-values."""
+    from bench.report.leaderboard import ALPHA
+    from bench.report.leaderboard import compare as compare_models
+    from bench.store.store import open_store
 
-    print(api.report(store, out))
+    try:
+        deltas = compare_models(open_store(store), first, second)
+    except LookupError as err:
+        _fail(str(err))
+    table = Table("task", "metric", escape(first), escape(second), "delta", "p", "significant")
+    for d in deltas:
+        p = "n/a" if d.p_value is None else f"{d.p_value:.3f}"
+        significant = "" if d.p_value is None else ("yes" if d.p_value < ALPHA else "no")
+        table.add_row(
+            escape(d.task),
+            d.metric,
+            f"{d.a:.4f}",
+            f"{d.b:.4f}",
+            f"{d.a - d.b:+.4f}",
+            p,
+            significant,
+        )
+    Console(width=160).print(table)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the reports.")] = Path("reports"),
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="Comma-separated: md (leaderboard.md), html (site/), csv, json."
+        ),
+    ] = "md,html",
+    store: StoreOption = None,
+) -> None:
+    """Write the leaderboard from the store: Markdown, a static HTML site with plots, CSV, JSON."""
+    from bench import api
+    from bench.errors import BadInput
+
+    try:
+        paths = api.report(store, out, tuple(_split(fmt)))
+    except BadInput as err:
+        _fail(str(err))
+    for path in paths:
+        print(path)
 
 
 def main() -> None:

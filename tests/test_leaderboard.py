@@ -14,8 +14,9 @@ from bench.records import (
     SampleRecord,
     TaskVersion,
 )
-from bench.report.leaderboard import AVERAGE, board, leaderboard, write_markdown
+from bench.report.leaderboard import AVERAGE, board, compare, leaderboard, write_markdown
 from bench.store.store import open_store, write_run
+from tests.conftest import run_bench
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -108,6 +109,15 @@ def test_chance_differences_tie_real_differences_rank(tmp_path):
     assert ranks["strong"] == "1"
     assert ranks["same-a"] == ranks["same-b"] == "2-3"
     assert ranks["weak"] == "4"
+
+    (real,) = [d for d in compare(engine, "strong", "weak") if d.task == "mc"]
+    assert real.a - real.b > 0.4 and real.p_value < 0.01
+    (luck,) = [d for d in compare(engine, "same-a", "same-b") if d.task == "mc"]
+    assert luck.p_value > 0.05
+    compared = run_bench(
+        "compare", "strong", "weak", "--store", f"sqlite:///{tmp_path / 'store.db'}"
+    )
+    assert compared.returncode == 0 and "yes" in compared.stdout
 
 
 def test_empty_store_says_so(tmp_path):

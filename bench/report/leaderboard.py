@@ -63,6 +63,10 @@ class Board:
     rows: list[Row]
 
 
+def _flag(value) -> bool | None:
+    return None if value is None or pd.isna(value) else bool(value)
+
+
 def arrow(higher_is_better) -> str:
     if higher_is_better is None or pd.isna(higher_is_better):
         return ""
@@ -125,7 +129,7 @@ def board(engine: Engine) -> Board:
     if cells.empty:
         return Board([], [])
     columns = [
-        TaskColumn(task, group["metric"].iloc[0], group["higher_is_better"].iloc[0])
+        TaskColumn(task, group["metric"].iloc[0], _flag(group["higher_is_better"].iloc[0]))
         for task, group in cells.groupby("task")
     ]
     items = _sample_items(engine, cells)
@@ -259,3 +263,64 @@ def write_markdown(engine: Engine, out_dir: Path) -> Path:
     )
     path.write_text(INTRO + body + "\n", encoding="utf-8")
     return path
+
+
+def long_frame(engine: Engine) -> pd.DataFrame:
+    """One row per (model, backend, task) with numbers, for CSV and JSON reports."""
+    result = board(engine)
+    records = [
+        {
+            "rank": row.rank,
+            "model": row.model,
+            "backend": row.backend,
+            "task": column.task,
+            "metric": column.metric,
+            "value": cell.value,
+            "ci_low": cell.ci[0],
+            "ci_high": cell.ci[1],
+            "stderr": cell.stderr,
+            "run_id": cell.run_id,
+        }
+        for row in result.rows
+        for column in result.columns
+        if (cell := row.cells.get(column.task)) is not None
+    ]
+    return pd.DataFrame(records)
+
+
+@dataclass(frozen=True)
+class TaskDelta:
+    task: str
+    metric: str
+    a: float
+    b: float
+    p_value: float | None  # None where per-sample scores cannot be paired
+
+
+def compare(engine: Engine, first: str, second: str) -> list[TaskDelta]:
+    """Per-task differences between two rows ("model" or "model@backend")."""
+    result = board(engine)
+
+    def find(name: str) -> Row:
+        model, _, backend = name.partition("@")
+        matches = [r for r in result.rows if r.model == model and backend in ("", r.backend)]
+        if len(matches) != 1:
+            known = ", ".join(f"{r.model}@{r.backend}" for r in result.rows)
+            raise LookupError(f"'{name}' matches {len(matches)} rows; rows: {known}")
+        return matches[0]
+
+    a, b = find(first), find(second)
+    deltas = []
+    for column in result.columns:
+        if column.task in a.cells and column.task in b.cells:
+            paired = a.cells[column.task].scores and b.cells[column.task].scores
+            deltas.append(
+                TaskDelta(
+                    column.task,
+                    column.metric,
+                    a.cells[column.task].value,
+                    b.cells[column.task].value,
+                    compare_rows(a, b, [column.task]) if paired else None,
+                )
+            )
+    return deltas

@@ -1,0 +1,177 @@
+"""The static HTML site: leaderboard, a page per task and per run, plots. Works from
+file:// (no server, no external scripts). Every value is escaped by Jinja2."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bench.report import plots
+from bench.report.leaderboard import INTRO, Board, arrow, board
+from bench.store.schema import Metric, RequestTiming, Run
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def slug(text: str) -> str:
+    """A file name that cannot escape the site folder, whatever the task is called."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip(".-") or "x"
+    return cleaned[:80]
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _ci(ci: tuple[float, float]) -> str:
+    return "" if math.isnan(ci[0]) else f"({ci[0]:.4f}–{ci[1]:.4f})"
+
+
+def _latency(engine: Engine, result: Board):
+    """Per row: median TTFT of streamed generations (else median end-to-end), and the
+    per-request wall times of generation requests."""
+    run_ids = {
+        cell.run_id: (row.model, row.backend) for row in result.rows for cell in row.cells.values()
+    }
+    query = select(RequestTiming.run_id, RequestTiming.wall_s, RequestTiming.ttft_s).where(
+        RequestTiming.run_id.in_(run_ids), RequestTiming.request_type == "generate_until"
+    )
+    walls: dict[tuple[str, str], list[float]] = {}
+    ttfts: dict[tuple[str, str], list[float]] = {}
+    with engine.connect() as connection:
+        for run_id, wall, ttft in connection.execute(query):
+            key = run_ids[run_id]
+            walls.setdefault(key, []).append(wall)
+            if ttft is not None:
+                ttfts.setdefault(key, []).append(ttft)
+    medians = {k: float(np.median(ttfts.get(k) or v)) for k, v in walls.items()}
+    return medians, walls
+
+
+def write_site(engine: Engine, out_dir: Path) -> Path:
+    result = board(engine)
+    site = out_dir / "site"
+    for sub in ("tasks", "runs", "plots"):
+        (site / sub).mkdir(parents=True, exist_ok=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"])
+    )
+    (site / "sort.js").write_text((TEMPLATES / "sort.js").read_text())
+    nav = [{"name": c.task, "slug": slug(c.task)} for c in result.columns]
+
+    plot_list = []
+    if result.rows:
+        plots.heatmap(result, site / "plots" / "heatmap.png")
+        plot_list.append(
+            {
+                "file": "heatmap.png",
+                "title": "Model × task",
+                "caption": "Primary metric per task; colour scaled per column.",
+            }
+        )
+        latency, walls = _latency(engine, result)
+        if latency:
+            plots.accuracy_vs_latency(result, latency, site / "plots" / "accuracy-latency.png")
+            plots.latency_distributions(walls, site / "plots" / "latency.png")
+            plot_list += [
+                {
+                    "file": "accuracy-latency.png",
+                    "title": "Accuracy against latency",
+                    "caption": "Average score with its 95% interval against median latency.",
+                },
+                {
+                    "file": "latency.png",
+                    "title": "Latency distributions",
+                    "caption": "Per-request wall time of generation requests.",
+                },
+            ]
+
+    rows = []
+    for row in result.rows:
+        cells = []
+        for column in result.columns:
+            cell = row.cells.get(column.task)
+            cells.append(
+                {
+                    "run": slug(cell.run_id),
+                    "value": _fmt(cell.value),
+                    "ci": _ci(cell.ci),
+                    "sort": cell.value,
+                }
+                if cell
+                else {"run": None, "sort": ""}
+            )
+        rows.append(
+            {
+                "rank": row.rank,
+                "rank_key": row.rank.split("-")[0] if row.rank != "—" else "",
+                "model": row.model,
+                "backend": row.backend,
+                "cells": cells,
+                "average": _fmt(row.average),
+                "average_ci": _ci(row.average_ci),
+                "average_sort": "" if math.isnan(row.average) else row.average,
+                "wall": _fmt(row.wall_s, 1),
+                "wall_sort": row.wall_s or "",
+                "tps": _fmt(row.tokens_per_s, 1),
+                "tps_sort": row.tokens_per_s or "",
+            }
+        )
+    (site / "index.html").write_text(
+        env.get_template("index.html.j2").render(
+            title="Leaderboard",
+            root="",
+            tasks_nav=nav,
+            intro=INTRO.split("\n\n", 1)[1].strip(),
+            columns=result.columns,
+            rows=rows,
+            plots=plot_list,
+        )
+    )
+
+    for column in result.columns:
+        task_rows = [
+            {
+                "model": r.model,
+                "backend": r.backend,
+                "value": _fmt(r.cells[column.task].value),
+                "ci": _ci(r.cells[column.task].ci),
+                "sort": r.cells[column.task].value,
+                "stderr": _fmt(r.cells[column.task].stderr),
+                "run": slug(r.cells[column.task].run_id),
+            }
+            for r in result.rows
+            if column.task in r.cells
+        ]
+        page = env.get_template("task.html.j2").render(
+            title=column.task,
+            root="../",
+            tasks_nav=nav,
+            column=column,
+            arrow=arrow(column.higher_is_better),
+            rows=task_rows,
+        )
+        (site / "tasks" / f"{slug(column.task)}.html").write_text(page)
+
+    with Session(engine) as session:
+        for run in session.scalars(select(Run)):
+            manifest = {c.name: getattr(run, c.name) for c in Run.__table__.columns}
+            metrics = session.scalars(select(Metric).where(Metric.run_id == run.run_id)).all()
+            page = env.get_template("run.html.j2").render(
+                title=f"Run {run.run_id}",
+                root="../",
+                tasks_nav=nav,
+                run=run,
+                metrics=metrics,
+                manifest=json.dumps(manifest, indent=2, default=str),
+            )
+            (site / "runs" / f"{slug(run.run_id)}.html").write_text(page)
+    return site / "index.html"
