@@ -13,7 +13,7 @@ from bench.errors import BadInput, RunFailed
 from bench.models.packs import PACKS
 from bench.models.resolve import UnknownModelError, resolve_model
 from bench.records import ModelRef, RunPlan, RunRecord
-from bench.report.leaderboard import write_markdown
+from bench.report.leaderboard import EVERYTHING, Selection, write_markdown
 from bench.store.cache import RequestCache
 from bench.store.store import open_store, write_run
 
@@ -81,6 +81,7 @@ def report(
     store: str | None = None,
     out_dir: Path = Path("reports"),
     formats: tuple[str, ...] = ("md", "html"),
+    selection: Selection = EVERYTHING,
 ) -> list[Path]:
     """Write the reports in `formats` under out_dir; return their paths."""
     from bench.report.leaderboard import long_frame
@@ -93,11 +94,11 @@ def report(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if "md" in formats:
-        written.append(write_markdown(engine, out_dir))
+        written.append(write_markdown(engine, out_dir, selection))
     if "html" in formats:
-        written.append(write_site(engine, out_dir))
+        written.append(write_site(engine, out_dir, selection))
     if "csv" in formats or "json" in formats:
-        frame = long_frame(engine)
+        frame = long_frame(engine, selection)
         if "csv" in formats:
             frame.to_csv(out_dir / "leaderboard.csv", index=False)
             written.append(out_dir / "leaderboard.csv")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -375,14 +376,35 @@ def report(
             "--format", help="Comma-separated: md (leaderboard.md), html (site/), csv, json."
         ),
     ] = "md,html",
+    models: Annotated[str | None, typer.Option("--models", help="Only these models.")] = None,
+    tasks: Annotated[str | None, typer.Option("--tasks", help="Only these tasks.")] = None,
+    suite: Annotated[str | None, typer.Option("--suite", help="Only this suite's tasks.")] = None,
+    backends: Annotated[str | None, typer.Option("--backends", help="Only these backends.")] = None,
+    hardware: Annotated[
+        str, typer.Option("--hardware", help="Only runs whose CPU/GPU name contains this.")
+    ] = "",
+    since: Annotated[datetime | None, typer.Option("--since", help="Runs started from.")] = None,
+    until: Annotated[datetime | None, typer.Option("--until", help="Runs started until.")] = None,
     store: StoreOption = None,
 ) -> None:
     """Write the leaderboard from the store: Markdown, a static HTML site with plots, CSV, JSON."""
     from bench import api
     from bench.errors import BadInput
+    from bench.report.leaderboard import Selection
+    from bench.suites import SUITES
 
+    if suite is not None and suite not in SUITES:
+        _fail(f"unknown suite '{suite}'; suites: {', '.join(SUITES)}")
+    selection = Selection(
+        models=tuple(_split(models)),
+        tasks=tuple(_split(tasks)) or (SUITES[suite].tasks if suite else ()),
+        backends=tuple(_split(backends)),
+        hardware=hardware,
+        since=since,
+        until=until,
+    )
     try:
-        paths = api.report(store, out, tuple(_split(fmt)))
+        paths = api.report(store, out, tuple(_split(fmt)), selection)
     except BadInput as err:
         _fail(str(err))
     for path in paths:

@@ -122,4 +122,18 @@ def test_chance_differences_tie_real_differences_rank(tmp_path):
 
 def test_empty_store_says_so(tmp_path):
     engine = open_store(f"sqlite:///{tmp_path / 'empty.db'}")
-    assert "holds no runs" in write_markdown(engine, tmp_path).read_text()
+    assert "No complete runs" in write_markdown(engine, tmp_path).read_text()
+
+
+def test_selection_narrows_the_board(tmp_path):
+    from bench.report.leaderboard import Selection
+
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    write_run(engine, record("r1", "model-a", 0.6, 40.0, minutes=0))
+    write_run(engine, record("r2", "model-b", 0.4, 30.0, minutes=10))
+    assert [r.model for r in board(engine, Selection(models=("model-b",))).rows] == ["model-b"]
+    assert [c.task for c in board(engine, Selection(tasks=("mc",))).columns] == ["mc"]
+    later = Selection(since=T0 + timedelta(minutes=5))
+    assert [r.model for r in board(engine, later).rows] == ["model-b"]
+    assert board(engine, Selection(hardware="H100")).rows == []
+    assert len(board(engine, Selection(backends=("hf",))).rows) == 2

@@ -9,8 +9,10 @@ answered says they differ (p < 0.05).
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +75,43 @@ def arrow(higher_is_better) -> str:
     return "↑" if bool(higher_is_better) else "↓"
 
 
-def latest_primary_metrics(engine: Engine) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Selection:
+    """Which part of the store a report covers; empty fields select everything."""
+
+    models: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    backends: tuple[str, ...] = ()
+    hardware: str = ""  # a substring of the run's hardware description (CPU or GPU name)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        keep = pd.Series(True, index=frame.index)
+        for column, wanted in (
+            ("model", self.models),
+            ("task", self.tasks),
+            ("backend", self.backends),
+        ):
+            if wanted and column in frame:
+                keep &= frame[column].isin(wanted)
+        if self.hardware:
+            text = frame["hardware"].map(lambda h: json.dumps(h).lower())
+            keep &= text.str.contains(self.hardware.lower(), regex=False)
+        started = pd.to_datetime(frame["started_at"], utc=True)
+        if self.since is not None:
+            keep &= started >= pd.Timestamp(self.since, tz="UTC")
+        if self.until is not None:
+            keep &= started <= pd.Timestamp(self.until, tz="UTC")
+        return frame[keep]
+
+
+EVERYTHING = Selection()
+
+
+def latest_primary_metrics(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
     """For each (model, backend, task): the primary metric of the newest run that scored it."""
-    frame = metrics_frame(engine)
+    frame = selection.apply(metrics_frame(engine))
     # Partial runs (stopped by a failure) hold a subset of documents: not comparable.
     frame = frame[frame["is_primary"] & (frame["status"] == "complete")]
     if frame.empty:
@@ -84,10 +120,10 @@ def latest_primary_metrics(engine: Engine) -> pd.DataFrame:
     return frame.groupby(["model", "backend", "task"], as_index=False).last()
 
 
-def measured_speed(engine: Engine) -> pd.DataFrame:
+def measured_speed(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
     """Wall time and tokens/s of the newest complete run per (model, backend) whose every
     request ran on the model: answers reused from the store would flatter the speed."""
-    runs = read_table(engine, Run)
+    runs = replace(selection, tasks=()).apply(read_table(engine, Run))
     runs = runs[(runs["status"] == "complete") & (runs["requests_reused"] == 0)]
     newest = runs.sort_values("started_at").groupby(["model", "backend"]).last()
     return newest[["wall_s", "tokens_per_s"]]
@@ -124,8 +160,8 @@ def _interval(metric: str, values: list) -> tuple[float, float]:
     return bootstrap_ci(values, aggregate=get_metric_aggregation(metric))
 
 
-def board(engine: Engine) -> Board:
-    cells = latest_primary_metrics(engine)
+def board(engine: Engine, selection: Selection = EVERYTHING) -> Board:
+    cells = latest_primary_metrics(engine, selection)
     if cells.empty:
         return Board([], [])
     columns = [
@@ -133,7 +169,7 @@ def board(engine: Engine) -> Board:
         for task, group in cells.groupby("task")
     ]
     items = _sample_items(engine, cells)
-    speed = measured_speed(engine)
+    speed = measured_speed(engine, selection)
     rows = []
     for (model, backend), group in cells.groupby(["model", "backend"]):
         row_cells = {}
@@ -209,9 +245,9 @@ def cell_text(cell: Cell | None) -> str:
     return f"{cell.value:.4f} ({low:.4f}–{high:.4f})"
 
 
-def leaderboard(engine: Engine) -> pd.DataFrame:
+def leaderboard(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
     """The board as text cells: what the Markdown shows."""
-    result = board(engine)
+    result = board(engine, selection)
     records = []
     for row in result.rows:
         record = {"rank": row.rank, "model": md(row.model), "backend": row.backend}
@@ -252,22 +288,22 @@ INTRO = (
 )
 
 
-def write_markdown(engine: Engine, out_dir: Path) -> Path:
-    table = leaderboard(engine)
+def write_markdown(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING) -> Path:
+    table = leaderboard(engine, selection)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "leaderboard.md"
     body = (
         table.to_markdown(index=False, disable_numparse=True)
         if not table.empty
-        else "_The store holds no runs yet._"
+        else "_No complete runs in the store match this report._"
     )
     path.write_text(INTRO + body + "\n", encoding="utf-8")
     return path
 
 
-def long_frame(engine: Engine) -> pd.DataFrame:
+def long_frame(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
     """One row per (model, backend, task) with numbers, for CSV and JSON reports."""
-    result = board(engine)
+    result = board(engine, selection)
     records = [
         {
             "rank": row.rank,

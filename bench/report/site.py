@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.report import plots
-from bench.report.leaderboard import INTRO, Board, arrow, board
+from bench.report.leaderboard import EVERYTHING, INTRO, Board, Selection, arrow, board
 from bench.store.schema import Metric, RequestTiming, Run
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -56,8 +56,8 @@ def _latency(engine: Engine, result: Board):
     return medians, walls
 
 
-def write_site(engine: Engine, out_dir: Path) -> Path:
-    result = board(engine)
+def write_site(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING) -> Path:
+    result = board(engine, selection)
     site = out_dir / "site"
     for sub in ("tasks", "runs", "plots"):
         (site / sub).mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,8 @@ def write_site(engine: Engine, out_dir: Path) -> Path:
         (site / "tasks" / f"{slug(column.task)}.html").write_text(page)
 
     with Session(engine) as session:
-        for run in session.scalars(select(Run)):
+        shown = {cell.run_id for row in result.rows for cell in row.cells.values()}
+        for run in session.scalars(select(Run).where(Run.run_id.in_(shown))):
             manifest = {c.name: getattr(run, c.name) for c in Run.__table__.columns}
             metrics = session.scalars(select(Metric).where(Metric.run_id == run.run_id)).all()
             page = env.get_template("run.html.j2").render(

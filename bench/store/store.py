@@ -121,5 +121,6 @@ def metrics_frame(engine: Engine) -> pd.DataFrame:
             Run.prompt_tokens,
             Run.completion_tokens,
             Run.status,
+            Run.hardware,
         ).join(Run, Run.run_id == Metric.run_id)
         return pd.read_sql(query, connection)
