@@ -100,13 +100,19 @@ class Selection:
             keep &= text.str.contains(self.hardware.lower(), regex=False)
         started = pd.to_datetime(frame["started_at"], utc=True)
         if self.since is not None:
-            keep &= started >= pd.Timestamp(self.since, tz="UTC")
+            keep &= started >= _utc(self.since)
         if self.until is not None:
-            keep &= started <= pd.Timestamp(self.until, tz="UTC")
+            keep &= started <= _utc(self.until)
         return frame[keep]
 
 
 EVERYTHING = Selection()
+
+
+def _utc(moment: datetime) -> pd.Timestamp:
+    """Naive times (as typed on the command line) are read as UTC."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def latest_primary_metrics(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
