@@ -137,3 +137,10 @@ def test_selection_narrows_the_board(tmp_path):
     assert [r.model for r in board(engine, later).rows] == ["model-b"]
     assert board(engine, Selection(hardware="H100")).rows == []
     assert len(board(engine, Selection(backends=("hf",))).rows) == 2
+
+
+def test_pareto_front():
+    from bench.report.plots import pareto_front
+
+    points = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4), (3.0, 0.6), (0.5, 0.2)]
+    assert pareto_front(points) == [4, 0, 1]

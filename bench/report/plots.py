@@ -85,3 +85,41 @@ def latency_distributions(samples: dict[tuple[str, str], list[float]], path: Pat
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (x: lower is better,
+    y: higher is better), in order of x."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def accuracy_vs_cost(
+    board: Board, cost: dict[tuple[str, str], float], label: str, path: Path
+) -> None:
+    """Average score against a cost per row (lower is better), Pareto frontier marked."""
+    rows = [r for r in board.rows if (r.model, r.backend) in cost and not math.isnan(r.average)]
+    points = [(cost[(r.model, r.backend)], r.average) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for row, (x, y) in zip(rows, points, strict=True):
+        ax.plot(x, y, "o", color="tab:blue")
+        ax.annotate(_label(row), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    front = pareto_front(points)
+    ax.step(
+        [points[i][0] for i in front],
+        [points[i][1] for i in front],
+        where="post",
+        color="tab:red",
+        label="Pareto frontier",
+    )
+    ax.set_xlabel(label)
+    ax.set_ylabel("average score")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

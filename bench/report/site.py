@@ -77,6 +77,25 @@ def write_site(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING)
                 "caption": "Primary metric per task; colour scaled per column.",
             }
         )
+        # Seconds per 1k tokens stands in for cost until runs record prices (the
+        # cost issue): the same frontier, with $ per 1M tokens on the axis then.
+        per_token = {
+            (r.model, r.backend): 1000 / r.tokens_per_s for r in result.rows if r.tokens_per_s
+        }
+        if per_token:
+            plots.accuracy_vs_cost(
+                result,
+                per_token,
+                "seconds per 1k tokens (lower is better)",
+                site / "plots" / "accuracy-speed.png",
+            )
+            plot_list.append(
+                {
+                    "file": "accuracy-speed.png",
+                    "title": "Accuracy against speed",
+                    "caption": "Models on the red line are not beaten on both.",
+                }
+            )
         latency, walls = _latency(engine, result)
         if latency:
             plots.accuracy_vs_latency(result, latency, site / "plots" / "accuracy-latency.png")
