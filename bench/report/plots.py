@@ -110,12 +110,10 @@ def accuracy_vs_cost(
         ax.plot(x, y, "o", color="tab:blue")
         ax.annotate(_label(row), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
     front = pareto_front(points)
-    ax.step(
-        [points[i][0] for i in front],
-        [points[i][1] for i in front],
-        where="post",
-        color="tab:red",
-        label="Pareto frontier",
+    xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]
+    ax.step(xs, ys, where="post", color="tab:red")
+    ax.plot(
+        xs, ys, "o", markersize=12, markerfacecolor="none", color="tab:red", label="Pareto frontier"
     )
     ax.set_xlabel(label)
     ax.set_ylabel("average score")
