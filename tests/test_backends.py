@@ -290,6 +290,25 @@ def start_run(*args) -> subprocess.Popen:
     )
 
 
+def start_arith_run(server, store, *extra: str) -> subprocess.Popen:
+    """`bench run` of basics_arith against the server, two requests in flight."""
+    return start_run(
+        "--backend",
+        "openai",
+        "--base-url",
+        server.url,
+        "--model",
+        SMOL,
+        "--tasks",
+        "basics_arith",
+        "--concurrency",
+        "2",
+        "--store",
+        f"sqlite:///{store}",
+        *extra,
+    )
+
+
 def wait_for_requests(server_log, count: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -301,20 +320,7 @@ def wait_for_requests(server_log, count: int, timeout: float = 120) -> None:
 
 def test_server_killed_and_restarted_run_completes(llama_srv, tmp_path):
     store = tmp_path / "restart.db"
-    run = start_run(
-        "--backend",
-        "openai",
-        "--base-url",
-        llama_srv.url,
-        "--model",
-        SMOL,
-        "--tasks",
-        "basics_arith",
-        "--concurrency",
-        "2",
-        "--store",
-        f"sqlite:///{store}",
-    )
+    run = start_arith_run(llama_srv, store)
     wait_for_requests(llama_srv.log, 5)
     llama_srv.stop()
     time.sleep(3)
@@ -328,22 +334,7 @@ def test_server_killed_and_restarted_run_completes(llama_srv, tmp_path):
 
 def test_server_gone_for_good_keeps_answered_samples(llama_srv, tmp_path):
     store = tmp_path / "dead.db"
-    run = start_run(
-        "--backend",
-        "openai",
-        "--base-url",
-        llama_srv.url,
-        "--model",
-        SMOL,
-        "--tasks",
-        "basics_arith",
-        "--concurrency",
-        "2",
-        "--model-args",
-        "retry_for_s=3",
-        "--store",
-        f"sqlite:///{store}",
-    )
+    run = start_arith_run(llama_srv, store, "--model-args", "retry_for_s=3")
     wait_for_requests(llama_srv.log, 6)
     llama_srv.stop()
     _, stderr = run.communicate(timeout=600)
