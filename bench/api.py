@@ -23,7 +23,7 @@ def run(
 ) -> list[RunRecord]:
     """Evaluate every model of the plan on its tasks; each run lands in the store whole."""
     # Everything that can be wrong with the input is found before the store is touched.
-    load_tasks(plan.tasks, plan.include_paths)
+    load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code)
     # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
     secrets = secret_model_args(plan.settings.model_args)
     if secrets:
@@ -46,7 +46,7 @@ def run(
         try:
             record = evaluate(
                 model,
-                lambda: load_tasks(plan.tasks, plan.include_paths),
+                lambda: load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code),
                 plan.settings,
                 cache=partial(RequestCache, engine) if plan.settings.use_cache else None,
             )

@@ -21,7 +21,9 @@ models_app = typer.Typer(
 )
 results_app = typer.Typer(help="Read what the results store holds.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+tasks_app = typer.Typer(help="Task packs: list, show, validate, new.", no_args_is_help=True)
 app.add_typer(results_app, name="results")
+app.add_typer(tasks_app, name="tasks")
 
 console = Console(stderr=True)
 StoreOption = Annotated[
@@ -139,6 +141,10 @@ def run(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Requests in flight at once (servers).")
     ] = 8,
+    trust_task_code: Annotated[
+        bool,
+        typer.Option("--trust-task-code", help="Let local task YAML run its !function Python."),
+    ] = False,
     no_cache: Annotated[
         bool,
         typer.Option("--no-cache", help="Ask the model again even where the store has answers."),
@@ -175,6 +181,7 @@ def run(
         models=_split(model) or list(chosen.models),
         tasks=_split(tasks) or list(chosen.tasks),
         include_paths=list(include_path or []),
+        trust_task_code=trust_task_code,
         settings=RunSettings(
             backend=backend,
             model_args=simple_parse_args_string(model_args) if model_args else {},
@@ -318,6 +325,101 @@ def results_delete(run_id: str, store: StoreOption = None) -> None:
     if not results.delete_run(store, run_id):
         _fail(f"no run '{run_id}'; see bench results list")
     console.print(f"deleted run {run_id}")
+
+
+@tasks_app.command("list")
+def tasks_list(
+    include_path: Annotated[list[Path] | None, typer.Option("--include-path")] = None,
+) -> None:
+    """Local task YAML (tasks/ and --include-path): name, type, content hash, file."""
+    from bench.catalog.loader import default_task_dir, yaml_content_hash
+    from bench.catalog.validate import TaskYamlError, check_task_yaml, task_yaml_files
+
+    table = Table("task", "type", "hash", "file")
+    for path in task_yaml_files([default_task_dir(), *(include_path or [])]):
+        try:
+            config = check_task_yaml(path)
+        except TaskYamlError as err:
+            table.add_row(escape(path.stem), "[red]invalid[/red]", "", escape(str(err)))
+            continue
+        if isinstance(config.get("task"), str):
+            table.add_row(
+                escape(config["task"]),
+                config.get("output_type", "generate_until"),
+                yaml_content_hash(path)[:12],
+                escape(str(path)),
+            )
+    Console(width=160).print(table)
+
+
+@tasks_app.command("show")
+def tasks_show(
+    name: str,
+    include_path: Annotated[list[Path] | None, typer.Option("--include-path")] = None,
+) -> None:
+    """A local task's YAML, content hash and data files."""
+    from bench.catalog.loader import default_task_dir, yaml_content_hash
+    from bench.catalog.validate import check_task_yaml, task_yaml_files
+
+    for path in task_yaml_files([default_task_dir(), *(include_path or [])]):
+        if check_task_yaml(path).get("task") == name:
+            print(f"# {path}\n# content hash {yaml_content_hash(path)}\n")
+            print(path.read_text())
+            return
+    _fail(f"no local task '{name}'; see bench tasks list")
+
+
+@tasks_app.command("validate")
+def tasks_validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Folders or YAML files.")] = None,
+) -> None:
+    """Check task YAML and its data: fields, templates against data rows, labels in range."""
+    from bench.catalog.loader import default_task_dir
+    from bench.catalog.validate import (
+        TaskYamlError,
+        check_task_data,
+        check_task_yaml,
+        task_yaml_files,
+    )
+
+    targets = paths or [default_task_dir()]
+    files = [p for p in targets if p.is_file()] + task_yaml_files(
+        [p for p in targets if p.is_dir()]
+    )
+    missing = [p for p in targets if not p.exists()]
+    if missing:
+        _fail(f"{missing[0]} does not exist")
+    problems = []
+    for path in files:
+        try:
+            config = check_task_yaml(path)
+            if isinstance(config.get("task"), str):
+                check_task_data(path, config)
+        except TaskYamlError as err:
+            problems.append(str(err))
+    for problem in problems:
+        console.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
+    console.print(f"ok: {len(files)} task files")
+
+
+@tasks_app.command("new")
+def tasks_new(
+    name: str,
+    root: Annotated[
+        Path | None, typer.Option("--dir", help="Where the pack goes [tasks/].")
+    ] = None,
+) -> None:
+    """Scaffold tasks/NAME/ with a working multiple-choice example, data and README."""
+    from bench.catalog.loader import default_task_dir
+    from bench.catalog.scaffold import new_pack
+
+    try:
+        folder = new_pack(name, root or default_task_dir())
+    except (ValueError, FileExistsError) as err:
+        _fail(str(err))
+    print(folder)
 
 
 @app.command()

@@ -28,6 +28,7 @@ class RunPlan:
     tasks: list[str]
     settings: RunSettings
     include_paths: list[Path] = field(default_factory=list)
+    trust_task_code: bool = False  # let local task YAML run its `!function` Python
 
 
 @dataclass(frozen=True)

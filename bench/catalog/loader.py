@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.catalog.validate import check_task_yaml, task_yaml_files
+from bench.catalog.validate import (
+    TaskYamlError,
+    check_task_yaml,
+    function_tags,
+    task_yaml_files,
+)
 
 BUILTIN = "lm-eval"
 
@@ -125,8 +130,26 @@ def builtin_content_hash(task) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_tasks(names: list[str], include_paths: list[Path] | None = None) -> list[LoadedTask]:
-    """Build lm-eval Task objects for the names; raise UnknownTaskError / TaskYamlError."""
+def refuse_task_code(path: Path) -> None:
+    """Task YAML is data; a `!function` would import and run Python from the pack."""
+    tags = function_tags(path)
+    if tags:
+        line, target = tags[0]
+        raise TaskYamlError(
+            path,
+            line,
+            "!function",
+            f"the task runs Python code ({target}); pass --trust-task-code to allow it",
+        )
+
+
+def load_tasks(
+    names: list[str], include_paths: list[Path] | None = None, trust_code: bool = False
+) -> list[LoadedTask]:
+    """Build lm-eval Task objects for the names; raise UnknownTaskError / TaskYamlError.
+
+    Local task YAML that asks to run Python (`!function`) is refused unless trust_code;
+    lm-eval's own built-in tasks come with the installed library and are trusted."""
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
@@ -145,6 +168,8 @@ def load_tasks(names: list[str], include_paths: list[Path] | None = None) -> lis
     built: dict[str, Any] = {}
     for name in names:
         path = local.get(name)
+        if path is not None and not trust_code:
+            refuse_task_code(path)
         spec = (
             _resolve_data_files(load_yaml(path, resolve_func=True), path.parent) if path else name
         )

@@ -82,3 +82,105 @@ def check_task_yaml(path: Path) -> dict:
 
 def task_yaml_files(folders: list[Path]) -> list[Path]:
     return sorted(p for folder in folders for p in folder.rglob("*.y*ml") if p.is_file())
+
+
+def function_tags(path: Path) -> list[tuple[int, str]]:
+    """(line, target) of every `!function` in a YAML file: task code that would run."""
+    node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_TolerantLoader)
+    found = []
+
+    def walk(n) -> None:
+        if isinstance(n, yaml.ScalarNode) and n.tag == "!function":
+            found.append((n.start_mark.line + 1, n.value))
+        elif isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                walk(key)
+                walk(value)
+        elif isinstance(n, yaml.SequenceNode):
+            for item in n.value:
+                walk(item)
+
+    if node is not None:
+        walk(node)
+    return found
+
+
+TEMPLATE_FIELDS = ("doc_to_text", "doc_to_target", "doc_to_choice")
+
+
+def _template_variables(template) -> set[str]:
+    """Data fields a doc_to_* entry reads: a Jinja template's variables, or a bare field name."""
+    import jinja2
+    from jinja2 import meta
+
+    if not isinstance(template, str) or template.startswith("!function"):
+        return set()
+    if "{{" not in template and "{%" not in template:
+        return {template} if template.isidentifier() else set()
+    return meta.find_undeclared_variables(jinja2.Environment().parse(template))
+
+
+def _rows(data: Path) -> list[dict]:
+    import json
+
+    text = data.read_text(encoding="utf-8")
+    if data.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    if data.suffix == ".json":
+        loaded = json.loads(text)
+        return loaded if isinstance(loaded, list) else loaded.get("data", [])
+    if data.suffix == ".csv":
+        import csv
+
+        return list(csv.DictReader(text.splitlines()))
+    return []
+
+
+def check_task_data(path: Path, config: dict) -> None:
+    """Every field the templates read exists in every data row, and targets point at choices."""
+    files = (config.get("dataset_kwargs") or {}).get("data_files")
+    if not files:
+        return
+    named = files.values() if isinstance(files, dict) else [files]
+    paths = [p for item in named for p in (item if isinstance(item, list) else [item])]
+    needed = set().union(*(_template_variables(config.get(f)) for f in TEMPLATE_FIELDS))
+    target, choices = config.get("doc_to_target"), config.get("doc_to_choice")
+    for name in paths:
+        data = path.parent / name
+        if not data.is_file():
+            raise TaskYamlError(
+                path, 1, "dataset_kwargs.data_files", f"data file {data} is missing"
+            )
+        for row_number, row in enumerate(_rows(data), start=1):
+            where = f"{data}:{row_number}"
+            missing = sorted(needed - set(row))
+            if missing:
+                raise TaskYamlError(
+                    data,
+                    row_number,
+                    missing[0],
+                    f"row {row_number} lacks the field the template of {path.name} uses",
+                )
+            if (
+                config.get("output_type") == "multiple_choice"
+                and isinstance(target, str)
+                and target in row
+                and isinstance(choices, str)
+            ):
+                options = _choices(choices, row)
+                label = row[target]
+                if options is not None and isinstance(label, int) and not 0 <= label < len(options):
+                    raise TaskYamlError(
+                        data,
+                        row_number,
+                        target,
+                        f"{where}: label {label} is out of range for {len(options)} choices",
+                    )
+
+
+def _choices(template: str, row: dict):
+    fields = _template_variables(template)
+    if len(fields) == 1:
+        value = row.get(next(iter(fields)))
+        return value if isinstance(value, list) else None
+    return None
