@@ -24,7 +24,6 @@ def run(
     """Evaluate every model of the plan on its tasks; each run lands in the store whole."""
     # Everything that can be wrong with the input is found before the store is touched.
     load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code)
-    # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
     secrets = secret_model_args(plan.settings.model_args)
     if secrets:
         raise BadInput(
@@ -33,6 +32,7 @@ def run(
             "name it with api_key_env=NAME"
         )
     gguf = plan.settings.backend in GGUF_BACKENDS
+    # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
     by_name = {
         n: _resolve(n, plan.settings.backend, gguf, progress)
         for n in sorted(plan.models, key=lambda n: n in PACKS)
