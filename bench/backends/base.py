@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -116,7 +117,12 @@ class TimedLM(TemplateLM):
             ):
                 windows.append(lm_utils.make_disjoint_window(window))
                 owners.append(owner)
-        left = {owner: owners.count(owner) for owner in todo}
+        left = Counter(owners)  # windows still to score, per document
+        for owner in todo:
+            if not left[owner]:  # an empty document: nothing to score, log-likelihood 0
+                self.timings.add(
+                    requests[owner], RequestTiming("loglikelihood_rolling", 0.0, 0, 0, 0), 0.0
+                )
         totals = dict.fromkeys(todo, 0.0)
         parts: dict[int, list[RequestTiming]] = {owner: [] for owner in todo}
 
