@@ -122,6 +122,12 @@ def yaml_content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def local_task_hashes(include_paths: list[Path] | None = None) -> dict[str, str]:
+    """Task name -> content hash of its current definition, for every local task YAML."""
+    folders = [f for f in [default_task_dir(), *(include_paths or [])] if f.is_dir()]
+    return {name: yaml_content_hash(path) for name, path in _local_task_files(folders).items()}
+
+
 def builtin_content_hash(task) -> str:
     config = task.dump_config()
     text = json.dumps(

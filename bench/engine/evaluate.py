@@ -26,6 +26,8 @@ from bench.records import (
     SampleRecord,
     TaskVersion,
 )
+from bench.scoring import disparity
+from bench.scoring.disparity import paired_field, sample_item
 from bench.store.cache import RequestCache, digest
 from bench.store.store import public_url
 
@@ -136,7 +138,8 @@ def _evaluate(
     )
     wall_s = time.perf_counter() - begin
 
-    samples = _samples(results, backend.timings)
+    pairing = {t.name: f for t in tasks if (f := paired_field(t.task))}
+    samples = _samples(results, backend.timings, pairing)
     versions = [
         TaskVersion(
             t.name,
@@ -172,8 +175,32 @@ def _evaluate(
 
 
 def _primary_metric(task) -> str | None:
+    chosen = (getattr(task.config, "metadata", None) or {}).get("primary_metric")
+    if chosen:
+        return chosen
     metric_list = getattr(task.config, "metric_list", None) or []
     return metric_list[0]["metric"] if metric_list else None
+
+
+def _disparity_metric(results: dict, loaded: LoadedTask, n: int) -> MetricRecord | None:
+    field = paired_field(loaded.task)
+    if field is None:
+        return None
+    items = [
+        sample_item(entry, field)
+        for entry in results.get("samples", {}).get(loaded.name, [])
+        if entry.get("filter", "none") == "none"
+    ]
+    return MetricRecord(
+        task=loaded.name,
+        metric=disparity.METRIC,
+        filter="none",
+        value=disparity.disparity(items),
+        stderr=disparity.disparity_stderr(items),
+        higher_is_better=False,
+        n_samples=n,
+        primary=False,
+    )
 
 
 def _metrics(results: dict, tasks: list[LoadedTask]) -> list[MetricRecord]:
@@ -184,6 +211,10 @@ def _metrics(results: dict, tasks: list[LoadedTask]) -> list[MetricRecord]:
         n = int(results["n-samples"][loaded.name]["effective"])
         primary = _primary_metric(loaded.task)
         primary_taken = False
+        paired = _disparity_metric(results, loaded, n)
+        if paired is not None:
+            records.append(dataclasses.replace(paired, primary=primary == disparity.METRIC))
+            primary_taken = primary == disparity.METRIC
         for key, value in values.items():
             if "," not in key or "_stderr," in key or not isinstance(value, int | float):
                 continue
@@ -206,11 +237,19 @@ def _metrics(results: dict, tasks: list[LoadedTask]) -> list[MetricRecord]:
     return records
 
 
+def _sample_scores(entry: dict, paired_by: str | None) -> dict:
+    scores = {m: entry[m] for m in entry.get("metrics", []) if m in entry}
+    if paired_by is not None and entry.get("filter", "none") == "none":
+        scores[disparity.METRIC] = list(sample_item(entry, paired_by))
+    return scores
+
+
 def _as_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _samples(results: dict, timings: RequestLog) -> list[SampleRecord]:
+def _samples(results: dict, timings: RequestLog, pairing: dict[str, str]) -> list[SampleRecord]:
+    """pairing: task -> the document field that groups its paired prompts."""
     by_doc = timings.by_doc()
     records = []
     for task_name, entries in results.get("samples", {}).items():
@@ -229,7 +268,7 @@ def _samples(results: dict, timings: RequestLog) -> list[SampleRecord]:
                     raw_response=json.dumps(entry.get("resps"), default=str),
                     target=_as_text(entry.get("target", "")),
                     # Per-sample metric values as lm-eval gives them (perplexity: [ll, units]).
-                    scores={m: entry[m] for m in entry.get("metrics", []) if m in entry},
+                    scores=_sample_scores(entry, pairing.get(task_name)),
                     wall_s=sum(p.wall_s for p in parts),
                     prompt_tokens=sum(p.prompt_tokens for p in parts),
                     completion_tokens=sum(p.completion_tokens for p in parts),

@@ -21,7 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from bench.report.stats import ALPHA, bootstrap_ci, paired_p_value, tied_ranks
-from bench.store.schema import Run, Sample
+from bench.scoring.disparity import AGGREGATIONS
+from bench.store.schema import Run, RunTask, Sample
 from bench.store.store import metrics_frame, read_table
 
 AVERAGE = "average ↑"
@@ -45,6 +46,7 @@ class Cell:
     ci: tuple[float, float]
     run_id: str
     scores: dict[int, float] = field(default_factory=dict)  # doc_id -> score (accuracy-like)
+    outdated: bool = False  # made with an older version of the task than the current one
 
 
 @dataclass
@@ -123,7 +125,28 @@ def latest_primary_metrics(engine: Engine, selection: Selection = EVERYTHING) ->
     if frame.empty:
         return frame
     frame = frame.sort_values("started_at")
-    return frame.groupby(["model", "backend", "task"], as_index=False).last()
+    latest = frame.groupby(["model", "backend", "task"], as_index=False).last()
+    return _mark_outdated(engine, latest)
+
+
+def _mark_outdated(engine: Engine, cells: pd.DataFrame) -> pd.DataFrame:
+    """Add `outdated`: the cell's run used another version of the task than the current
+    one: the local YAML's content hash where the task is local, else the newest stored."""
+    from bench.catalog.loader import local_task_hashes
+
+    versions = read_table(engine, RunTask).merge(
+        read_table(engine, Run)[["run_id", "started_at"]], on="run_id"
+    )
+    newest = versions.sort_values("started_at").groupby("task")["content_hash"].last().to_dict()
+    current = {**newest, **local_task_hashes()}
+    used = versions.set_index(["run_id", "task"])["content_hash"].to_dict()
+    cells = cells.copy()
+    cells["content_hash"] = [used.get((r.run_id, r.task)) for r in cells.itertuples()]
+    cells["outdated"] = [
+        r.content_hash is not None and current.get(r.task, r.content_hash) != r.content_hash
+        for r in cells.itertuples()
+    ]
+    return cells
 
 
 def measured_speed(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
@@ -163,7 +186,8 @@ def _interval(metric: str, values: list) -> tuple[float, float]:
         return bootstrap_ci(values)
     from lm_eval.api.registry import get_metric_aggregation
 
-    return bootstrap_ci(values, aggregate=get_metric_aggregation(metric))
+    aggregate = AGGREGATIONS.get(metric) or get_metric_aggregation(metric)
+    return bootstrap_ci(values, aggregate=aggregate)
 
 
 def board(engine: Engine, selection: Selection = EVERYTHING) -> Board:
@@ -189,6 +213,7 @@ def board(engine: Engine, selection: Selection = EVERYTHING) -> Board:
                 ci=_interval(c.metric, list(per_doc.values())),
                 run_id=c.run_id,
                 scores={d: float(v) for d, v in per_doc.items()} if accuracy else {},
+                outdated=bool(c.outdated),
             )
         averaged = [cell for cell in row_cells.values() if cell.scores]
         average = float(np.mean([c.value for c in averaged])) if averaged else float("nan")
@@ -246,9 +271,11 @@ def cell_text(cell: Cell | None) -> str:
     if cell is None:
         return "—"
     low, high = cell.ci
-    if math.isnan(low):
-        return f"{cell.value:.4f}"
-    return f"{cell.value:.4f} ({low:.4f}–{high:.4f})"
+    text = f"{cell.value:.4f}" if math.isnan(low) else f"{cell.value:.4f} ({low:.4f}–{high:.4f})"
+    return text + OUTDATED_MARK if cell.outdated else text
+
+
+OUTDATED_MARK = " †"
 
 
 def leaderboard(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
@@ -290,7 +317,9 @@ INTRO = (
     "bootstrap on the documents both answered finds the difference significant (p < 0.05). "
     "Wall time is the evaluation time with model load excluded; tokens/s counts prompt and "
     "completion tokens over that time; both come from the newest run whose requests all "
-    "ran on the model (none reused from the store).\n\n"
+    "ran on the model (none reused from the store). † marks a result made with an older "
+    "version of the task (its YAML or data changed since): rerun it to compare like with "
+    "like.\n\n"
 )
 
 
@@ -322,6 +351,7 @@ def long_frame(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFram
             "ci_high": cell.ci[1],
             "stderr": cell.stderr,
             "run_id": cell.run_id,
+            "outdated_task_version": cell.outdated,
         }
         for row in result.rows
         for column in result.columns

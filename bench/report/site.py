@@ -123,6 +123,7 @@ def write_site(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING)
                     "run": slug(cell.run_id),
                     "value": _fmt(cell.value),
                     "ci": _ci(cell.ci),
+                    "outdated": cell.outdated,
                     "sort": cell.value,
                 }
                 if cell

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.errors import BadInput
+from bench.scoring.disparity import aggregation_for
 from bench.store.schema import Metric, RequestTiming, Run, RunTask, Sample
 
 FORMAT = "bench-bundle/1"
@@ -79,7 +80,7 @@ def verify(runs: list[dict], include_paths: list[Path] | None = None) -> None:
                     f"{task['content_hash'][:12]}, the local definition has {mine[:12]}"
                 )
         for metric in entry["metrics"]:
-            aggregate = local[metric["task"]].task.aggregation()[metric["metric"]]
+            aggregate = aggregation_for(local[metric["task"]].task, metric["metric"])
             items = [
                 s["scores"][metric["metric"]]
                 for s in entry["samples"]
@@ -91,7 +92,9 @@ def verify(runs: list[dict], include_paths: list[Path] | None = None) -> None:
                     f"{metric['n_samples']} samples, the bundle has {len(items)}"
                 )
             value = float(aggregate([tuple(i) if isinstance(i, list) else i for i in items]))
-            if not math.isclose(value, metric["value"], rel_tol=TOLERANCE, abs_tol=TOLERANCE):
+            both_undefined = math.isnan(value) and math.isnan(metric["value"])
+            close = math.isclose(value, metric["value"], rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+            if not (close or both_undefined):
                 raise BundleRefused(
                     f"run {run_id}: {metric['task']}/{metric['metric']} ({metric['filter']}) "
                     f"is stored as {metric['value']} but its samples give {value}"
