@@ -439,6 +439,19 @@ def backends() -> None:
 
 
 @app.command()
+def suites() -> None:
+    """The named suites `bench run --suite NAME` accepts: their models and tasks."""
+    from bench.suites import SUITES
+
+    table = Table("suite", "models", "tasks", "what it is")
+    for suite in SUITES.values():
+        table.add_row(
+            suite.name, ", ".join(suite.models), ", ".join(suite.tasks), suite.description
+        )
+    Console(width=160).print(table)
+
+
+@app.command()
 def compare(
     first: Annotated[str, typer.Argument(help="A model, or model@backend.")],
     second: Annotated[str, typer.Argument(help="The model to compare with.")],
