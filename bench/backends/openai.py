@@ -319,7 +319,16 @@ class OpenAIBackend(TimedLM):
     ) -> list[tuple[str, RequestTiming]]:
         return self._in_parallel(lambda prompt: self._stream(prompt, spec), prompts)
 
-    def _stream(self, prompt: str, spec: GenerationSpec) -> tuple[str, RequestTiming]:
+    def stream(
+        self, prompt: str, spec: GenerationSpec, extra_body: dict | None = None
+    ) -> tuple[str, RequestTiming]:
+        """One streamed generation, timed (the latency probe's path; `extra_body` adds
+        server-specific fields such as vLLM's ignore_eos)."""
+        return self._stream(prompt, spec, extra_body)
+
+    def _stream(
+        self, prompt: str, spec: GenerationSpec, extra_body: dict | None = None
+    ) -> tuple[str, RequestTiming]:
         chat = prompt.startswith(CHAT_MARKER)
         body: dict[str, Any] = {
             "model": self.model,
@@ -340,6 +349,7 @@ class OpenAIBackend(TimedLM):
         else:
             body["prompt"] = prompt
             path = "/completions"
+        body.update(extra_body or {})
 
         def call() -> tuple[str, RequestTiming]:
             start = time.perf_counter()
