@@ -12,9 +12,9 @@ from bench.catalog.loader import load_tasks
 from bench.engine.environment import hardware
 from bench.engine.evaluate import PartialRun, evaluate
 from bench.errors import BadInput, RunFailed
+from bench.hardware.profiles import choose_profile, load_profiles
 from bench.models.packs import PACKS
 from bench.models.resolve import UnknownModelError, resolve_model
-from bench.hardware.profiles import choose_profile, load_profiles
 from bench.models.size import model_size
 from bench.probe.runner import check_probe_settings, run_probe
 from bench.records import ModelRef, ProbeRecord, ProbeSettings, RunPlan, RunRecord

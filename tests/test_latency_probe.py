@@ -13,6 +13,7 @@ from bench.metrics.latency import LatencySummary, Timeline, summarize
 from bench.store.store import open_store
 from tests.conftest import BASICS, run_bench
 
+
 @pytest.fixture(scope="module")
 def vllm_url(smollm2_dir, tmp_path_factory):
     from tests.servers import vllm_server

@@ -8,7 +8,9 @@ from bench.metrics.latency import Distribution, Slo, Timeline, parse_slo, summar
 
 # A: 4 tokens in 4 chunks; B: 5 tokens in 2 chunks (a server that bundles tokens);
 # C: a single token; D: failed.
-A = Timeline(e2e_s=0.5, output_tokens=4, ttft_s=0.1, chunk_times=(0.1, 0.2, 0.35, 0.5), input_tokens=7)
+A = Timeline(
+    e2e_s=0.5, output_tokens=4, ttft_s=0.1, chunk_times=(0.1, 0.2, 0.35, 0.5), input_tokens=7
+)
 B = Timeline(e2e_s=0.6, output_tokens=5, ttft_s=0.3, chunk_times=(0.3, 0.4), input_tokens=8)
 C = Timeline(e2e_s=0.2, output_tokens=1, ttft_s=0.2, chunk_times=(0.2,), input_tokens=9)
 D = Timeline(e2e_s=1.0, output_tokens=0, ok=False)

@@ -92,7 +92,9 @@ def _profile(path: Path, index: int, entry) -> HardwareProfile:
         raise BadInput(f"{where}: kind must be one of {', '.join(KINDS)}")
     if profile.kind == "machine" and profile.price_per_hour is None:
         raise BadInput(f"{where}: a machine profile needs price_per_hour")
-    if profile.kind == "endpoint" and (profile.input_per_1m is None or profile.output_per_1m is None):
+    if profile.kind == "endpoint" and (
+        profile.input_per_1m is None or profile.output_per_1m is None
+    ):
         raise BadInput(f"{where}: an endpoint profile needs input_per_1m and output_per_1m")
     return profile
 

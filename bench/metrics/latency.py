@@ -112,9 +112,7 @@ def parse_slo(text: str | None) -> Slo:
         except ValueError:
             ms = math.nan
         if name is None or not math.isfinite(ms) or ms <= 0:
-            raise BadInput(
-                f"--slo {part!r}: use ttft=MS,tpot=MS,e2e=MS with positive milliseconds"
-            )
+            raise BadInput(f"--slo {part!r}: use ttft=MS,tpot=MS,e2e=MS with positive milliseconds")
         limits[f"{name}_s"] = ms / 1000
     return Slo(**limits)
 
@@ -146,7 +144,9 @@ class LatencySummary:
         return cls(**{**data, **dists})
 
 
-def summarize(timelines: Sequence[Timeline], duration_s: float, slo: Slo | None = None) -> LatencySummary:
+def summarize(
+    timelines: Sequence[Timeline], duration_s: float, slo: Slo | None = None
+) -> LatencySummary:
     """The figures of one measurement: requests sent over `duration_s` seconds."""
     done = [t for t in timelines if t.ok]
     inputs = sum(t.input_tokens for t in done)

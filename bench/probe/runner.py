@@ -30,7 +30,14 @@ from bench.hardware.energy import EnergyMeter
 from bench.metrics.latency import Timeline, parse_slo, summarize
 from bench.models.size import model_size
 from bench.probe.prompts import ProbePrompt, task_prompts
-from bench.records import ModelRef, ProbeLevel, ProbeRecord, ProbeRequest, ProbeSettings, RunSettings
+from bench.records import (
+    ModelRef,
+    ProbeLevel,
+    ProbeRecord,
+    ProbeRequest,
+    ProbeSettings,
+    RunSettings,
+)
 
 STREAMING = ("openai", "llamacpp")
 Stream = Callable[[ProbePrompt], tuple[str, RequestTiming]]

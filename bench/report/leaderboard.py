@@ -21,12 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from bench.hardware.profiles import HardwareProfile, load_profiles
-from bench.report.performance import RunPerformance, run_performance
-from bench.report.stats import ALPHA, bootstrap_ci, paired_p_value, tied_ranks
-from bench.store.schema import Run, Sample
 from bench.metrics.latency import LatencySummary
-from bench.report.performance import level_performance
+from bench.report.performance import RunPerformance, level_performance, run_performance
+from bench.report.stats import ALPHA, bootstrap_ci, paired_p_value, tied_ranks
 from bench.store.probes import probe_levels_frame
+from bench.store.schema import Run, Sample
 from bench.store.store import metrics_frame, read_table
 
 AVERAGE = "average ↑"
@@ -322,7 +321,7 @@ INTRO = (
     "streamed generation requests, output tokens/s, and its cost priced with the run's "
     "hardware profile as the profiles read now ($/1M output tokens = price per second / "
     "output tokens per second x 1e6; $ per correct answer = cost / (accuracy x samples)); "
-    "see the README's \"Latency and cost\" for every definition.\n\n"
+    'see the README\'s "Latency and cost" for every definition.\n\n'
 )
 PROBE_INTRO = (
     "## Latency probes\n\n"

@@ -133,7 +133,9 @@ def run_performance(
             energy_j=energy,
             energy_note=run.energy_note if isinstance(run.energy_note, str) else None,
             joules_per_output_token=(
-                energy / run.completion_tokens if energy is not None and run.completion_tokens else None
+                energy / run.completion_tokens
+                if energy is not None and run.completion_tokens
+                else None
             ),
         )
     return result

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.report import plots
 from bench.hardware.profiles import HardwareProfile, load_profiles
+from bench.report import plots
 from bench.report.leaderboard import (
     EVERYTHING,
     INTRO,

@@ -87,9 +87,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("probe_requests", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_probe_requests_probe_id"), ["probe_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_probe_requests_probe_id"), ["probe_id"], unique=False)
 
 
 def downgrade() -> None:
