@@ -113,3 +113,23 @@ def test_probe_refuses_non_streaming_backend(tmp_path):
         "--backend", "hf", "--store", f"sqlite:///{tmp_path / 's.db'}",
     )  # fmt: skip
     assert result.returncode == 2 and "streaming backend" in result.stderr
+
+
+def test_store_at_revision_0001_is_upgraded_keeping_its_runs(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from bench.store.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with create_engine(url).begin() as connection:
+        command.upgrade(alembic_config(connection), "0001")
+        connection.execute(
+            text(
+                "insert into runs values ('r0', 'm', '/m', 'local', 'x', 'hf', '{}', '{}', "
+                "'{}', '2026-01-01 00:00:00', 1.0, 10.0, 90, 10, 10.0, 'complete', null, 5, 0)"
+            )
+        )
+    runs = read(url, "runs")  # open_store upgrades to the newest revision
+    assert list(runs["run_id"]) == ["r0"] and runs["hardware_profile"].isna().all()
+    assert read(url, "probe_levels").empty
