@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
 from bench.catalog.loader import load_tasks
+from bench.engine.environment import hardware
 from bench.engine.evaluate import PartialRun, evaluate
 from bench.errors import BadInput, RunFailed
+from bench.hardware.profiles import choose_profile, load_profiles
 from bench.models.packs import PACKS
 from bench.models.resolve import UnknownModelError, resolve_model
-from bench.records import ModelRef, RunPlan, RunRecord
+from bench.models.size import model_size
+from bench.probe.runner import check_probe_settings, run_probe
+from bench.records import ModelRef, ProbeRecord, ProbeSettings, RunPlan, RunRecord
 from bench.report.leaderboard import EVERYTHING, Selection, write_markdown
 from bench.store.cache import RequestCache
+from bench.store.probes import write_probe
 from bench.store.store import open_store, write_run
 
 
@@ -31,6 +37,9 @@ def run(
             "command line (they would reach the store): set an environment variable and "
             "name it with api_key_env=NAME"
         )
+    profile = _profile_name(plan)
+    if plan.latency is not None:
+        check_probe_settings(plan.settings, plan.latency)
     gguf = plan.settings.backend in GGUF_BACKENDS
     # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
     by_name = {
@@ -53,15 +62,80 @@ def run(
         except PartialRun as stopped:
             if stopped.record is None:
                 raise
+            stopped.record = with_cost_inputs(stopped.record, profile)
             write_run(engine, stopped.record)
             kept = len(stopped.record.samples)
             raise RunFailed(
                 f"{stopped}; the {kept} samples answered before it are kept in the store "
                 f"as partial run {stopped.record.manifest.run_id}"
             ) from stopped
+        record = with_cost_inputs(record, profile)
         write_run(engine, record)
         records.append(record)
+        if plan.latency is not None:
+            progress(f"latency probe of {model.name}")
+            write_probe(
+                engine,
+                run_probe(
+                    model,
+                    load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code),
+                    plan.settings,
+                    plan.latency,
+                    profile,
+                    run_id=record.manifest.run_id,
+                    progress=progress,
+                ),
+            )
     return records
+
+
+def probe(
+    plan: RunPlan,
+    store: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[ProbeRecord]:
+    """The latency probe alone (no scoring): each model replays the tasks' prompts at
+    `plan.latency`'s concurrency levels or request rate; every request lands in the store."""
+    settings = plan.latency or ProbeSettings()
+    load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code)
+    check_probe_settings(plan.settings, settings)
+    profile = _profile_name(plan)
+    gguf = plan.settings.backend in GGUF_BACKENDS
+    models = [_resolve(n, plan.settings.backend, gguf, progress) for n in plan.models]
+    engine = open_store(store)
+    records = []
+    for model in models:
+        progress(f"latency probe of {model.name} on {', '.join(plan.tasks)}")
+        record = run_probe(
+            model,
+            load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code),
+            plan.settings,
+            settings,
+            profile,
+            progress=progress,
+        )
+        write_probe(engine, record)
+        records.append(record)
+    return records
+
+
+def _profile_name(plan: RunPlan) -> str | None:
+    """--hardware NAME (checked against the profiles), else the detected profile."""
+    return choose_profile(plan.hardware_profile, hardware(), load_profiles(plan.hardware_file))
+
+
+def with_cost_inputs(record: RunRecord, profile: str | None) -> RunRecord:
+    """The run's hardware profile name and its model's size (for MFU and MBU)."""
+    path = record.manifest.model.path
+    size = model_size(path) if str(path) not in ("", ".") else None
+    manifest = replace(
+        record.manifest,
+        hardware_profile=profile,
+        model_params=size.params if size else None,
+        weight_bytes=size.weight_bytes if size else None,
+        kv_bytes_per_token=size.kv_bytes_per_token if size else None,
+    )
+    return replace(record, manifest=manifest)
 
 
 def _resolve(name: str, backend: str, gguf: bool, progress) -> ModelRef:
@@ -82,23 +156,26 @@ def report(
     out_dir: Path = Path("reports"),
     formats: tuple[str, ...] = ("md", "html"),
     selection: Selection = EVERYTHING,
+    hardware_file: Path | None = None,
 ) -> list[Path]:
-    """Write the reports in `formats` under out_dir; return their paths."""
+    """Write the reports in `formats` under out_dir; return their paths. Costs are priced
+    with the hardware profiles as they read now (defaults, user file, `hardware_file`)."""
     from bench.report.leaderboard import long_frame
     from bench.report.site import write_site
 
     unknown = [f for f in formats if f not in REPORT_FORMATS]
     if unknown:
         raise BadInput(f"unknown report format {unknown[0]!r}; use {', '.join(REPORT_FORMATS)}")
+    profiles = load_profiles(hardware_file)
     engine = open_store(store)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     if "md" in formats:
-        written.append(write_markdown(engine, out_dir, selection))
+        written.append(write_markdown(engine, out_dir, selection, profiles))
     if "html" in formats:
-        written.append(write_site(engine, out_dir, selection))
+        written.append(write_site(engine, out_dir, selection, profiles))
     if "csv" in formats or "json" in formats:
-        frame = long_frame(engine, selection)
+        frame = long_frame(engine, selection, profiles)
         if "csv" in formats:
             frame.to_csv(out_dir / "leaderboard.csv", index=False)
             written.append(out_dir / "leaderboard.csv")

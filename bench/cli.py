@@ -35,6 +35,49 @@ StoreOption = Annotated[
 ]
 
 
+# Options shared by `bench run` (with --latency) and `bench probe`: latency and cost.
+HardwareOption = Annotated[
+    str | None,
+    typer.Option(
+        "--hardware",
+        help="Hardware profile that prices the run (bench hardware) [default: detected].",
+    ),
+]
+HardwareFileOption = Annotated[
+    Path | None,
+    typer.Option("--hardware-file", help="YAML of hardware profiles beside the defaults."),
+]
+LevelsOption = Annotated[
+    str, typer.Option("--concurrency-levels", help="Probe: requests in flight, e.g. 1,8.")
+]
+RateOption = Annotated[
+    float | None,
+    typer.Option("--request-rate", help="Probe: Poisson arrivals at R requests/s instead."),
+]
+OutputLenOption = Annotated[
+    int | None,
+    typer.Option("--output-len", help="Probe: fixed output tokens (ignore_eos where served)."),
+]
+NumPromptsOption = Annotated[
+    int | None, typer.Option("--num-prompts", help="Probe: requests per level.")
+]
+SloOption = Annotated[
+    str, typer.Option("--slo", help="Probe goodput limits in ms: ttft=MS,tpot=MS,e2e=MS.")
+]
+WarmupOption = Annotated[int, typer.Option("--warmup", min=0, help="Probe: warm-up requests.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Probe: seed of Poisson arrivals.")]
+
+
+def _probe_settings(levels, rate, output_len, num_prompts, slo, warmup, seed):
+    from bench.records import ProbeSettings
+
+    try:
+        parsed = tuple(int(x) for x in _split(levels))
+    except ValueError:
+        _fail(f"--concurrency-levels {levels!r}: use positive integers, e.g. 1,8")
+    return ProbeSettings(parsed, rate, output_len, num_prompts, warmup, seed, slo)
+
+
 def _fail(message: str, code: int = 2) -> None:
     """One line on stderr; exit code 2 for bad input, 1 for a failure mid-run."""
     one_line = " ".join(message.split())
@@ -149,6 +192,19 @@ def run(
         bool,
         typer.Option("--no-cache", help="Ask the model again even where the store has answers."),
     ] = False,
+    hardware: HardwareOption = None,
+    hardware_file: HardwareFileOption = None,
+    latency: Annotated[
+        bool,
+        typer.Option("--latency", help="After each run, probe latency (see bench probe)."),
+    ] = False,
+    concurrency_levels: LevelsOption = "1,8",
+    request_rate: RateOption = None,
+    output_len: OutputLenOption = None,
+    num_prompts: NumPromptsOption = None,
+    slo: SloOption = "",
+    warmup: WarmupOption = 2,
+    seed: SeedOption = 0,
     store: StoreOption = None,
 ) -> None:
     """Evaluate models on tasks and record every metric and sample in the store.
@@ -194,6 +250,13 @@ def run(
             concurrency=concurrency,
             use_cache=not no_cache,
         ),
+        hardware_profile=hardware,
+        hardware_file=hardware_file,
+        latency=_probe_settings(
+            concurrency_levels, request_rate, output_len, num_prompts, slo, warmup, seed
+        )
+        if latency
+        else None,
     )
     try:
         records = api.run(plan, store, lambda msg: console.print(f"[dim]{msg}[/dim]"))
@@ -496,10 +559,14 @@ def report(
     suite: Annotated[str | None, typer.Option("--suite", help="Only this suite's tasks.")] = None,
     backends: Annotated[str | None, typer.Option("--backends", help="Only these backends.")] = None,
     hardware: Annotated[
-        str, typer.Option("--hardware", help="Only runs whose CPU/GPU name contains this.")
+        str,
+        typer.Option(
+            "--hardware", help="Only runs whose CPU/GPU or hardware profile name contains this."
+        ),
     ] = "",
     since: Annotated[datetime | None, typer.Option("--since", help="Runs started from.")] = None,
     until: Annotated[datetime | None, typer.Option("--until", help="Runs started until.")] = None,
+    hardware_file: HardwareFileOption = None,
     store: StoreOption = None,
 ) -> None:
     """Write the leaderboard from the store: Markdown, a static HTML site with plots, CSV, JSON."""
@@ -519,11 +586,143 @@ def report(
         until=until,
     )
     try:
-        paths = api.report(store, out, tuple(_split(fmt)), selection)
+        paths = api.report(store, out, tuple(_split(fmt)), selection, hardware_file)
     except BadInput as err:
         _fail(str(err))
     for path in paths:
         print(path)
+
+
+@app.command()
+def probe(
+    model: Annotated[str, typer.Option("--model", help="Models, comma-separated.")],
+    tasks: Annotated[str, typer.Option("--tasks", help="Tasks whose prompts are replayed.")],
+    include_path: Annotated[
+        list[Path] | None,
+        typer.Option("--include-path", help="Extra folder of task YAML (repeatable)."),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option("--backend", help="A streaming backend: openai or llamacpp.")
+    ] = "openai",
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Server URL for --backend openai (http://HOST:PORT/v1)."),
+    ] = None,
+    model_args: Annotated[str, typer.Option("--model-args", help="k=v,... for the backend.")] = "",
+    num_fewshot: Annotated[int | None, typer.Option("--num-fewshot")] = None,
+    limit: Annotated[
+        float | None, typer.Option("--limit", help="Documents per task whose prompts are used.")
+    ] = None,
+    apply_chat_template: Annotated[bool, typer.Option("--apply-chat-template")] = False,
+    trust_task_code: Annotated[bool, typer.Option("--trust-task-code")] = False,
+    concurrency_levels: LevelsOption = "1,8",
+    request_rate: RateOption = None,
+    output_len: OutputLenOption = None,
+    num_prompts: NumPromptsOption = None,
+    slo: SloOption = "",
+    warmup: WarmupOption = 2,
+    seed: SeedOption = 0,
+    hardware: HardwareOption = None,
+    hardware_file: HardwareFileOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Measure latency and throughput: replay the tasks' own prompts through the streaming
+    path, after a warm-up, at each concurrency level (or a Poisson request rate).
+
+    Every request's timings and each level's summary (TTFT, TPOT, ITL, E2E percentiles,
+    throughput, goodput) go to the store; `bench report` shows them with their cost.
+    """
+    from lm_eval.utils import simple_parse_args_string
+
+    from bench import api
+    from bench.backends import BACKENDS
+    from bench.catalog.loader import TaskLoadError, UnknownTaskError
+    from bench.catalog.validate import TaskYamlError
+    from bench.errors import BadInput, RunFailed
+    from bench.metrics.latency import LatencySummary
+    from bench.models.packs import PackError
+    from bench.models.resolve import UnknownModelError
+    from bench.records import RunPlan, RunSettings
+
+    if backend not in BACKENDS:
+        _fail(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
+    plan = RunPlan(
+        models=_split(model),
+        tasks=_split(tasks),
+        include_paths=list(include_path or []),
+        trust_task_code=trust_task_code,
+        settings=RunSettings(
+            backend=backend,
+            model_args=simple_parse_args_string(model_args) if model_args else {},
+            num_fewshot=num_fewshot,
+            limit=limit,
+            apply_chat_template=apply_chat_template,
+            base_url=base_url,
+        ),
+        hardware_profile=hardware,
+        hardware_file=hardware_file,
+        latency=_probe_settings(
+            concurrency_levels, request_rate, output_len, num_prompts, slo, warmup, seed
+        ),
+    )
+    try:
+        records = api.probe(plan, store, lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    except (
+        UnknownModelError,
+        UnknownTaskError,
+        TaskLoadError,
+        TaskYamlError,
+        PackError,
+        FileNotFoundError,
+        BadInput,
+    ) as err:
+        _fail(str(err))
+    except RunFailed as err:
+        _fail(str(err), code=1)
+    for record in records:
+        for level in record.levels:
+            summary = LatencySummary.from_dict(level.summary)
+            load = (
+                f"concurrency {level.concurrency}"
+                if level.concurrency is not None
+                else f"{level.request_rate:g} req/s"
+            )
+            ttft = summary.ttft.p50
+            console.print(
+                f"probe {record.probe_id}: {escape(record.model.name)}, {load}: "
+                f"{summary.completed} requests, {summary.request_throughput:.2f} req/s, "
+                f"{summary.output_throughput:.1f} output tok/s, TTFT p50 "
+                f"{'—' if ttft is None else f'{ttft * 1000:.1f} ms'}"
+            )
+
+
+@app.command("hardware")
+def hardware_list(hardware_file: HardwareFileOption = None) -> None:
+    """The hardware profiles (shipped defaults, your ~/.config/bench/hardware.yaml, and
+    --hardware-file) and the one detected on this machine."""
+    from bench.engine.environment import hardware as this_machine
+    from bench.errors import BadInput
+    from bench.hardware.profiles import choose_profile, load_profiles, user_file
+
+    try:
+        profiles = load_profiles(hardware_file)
+    except BadInput as err:
+        _fail(str(err))
+    detected = choose_profile(None, this_machine(), profiles)
+    table = Table("name", "kind", "$/hour", "$/1M in", "$/1M out", "peak FLOP/s", "bytes/s", "")
+    for p in profiles.values():
+        table.add_row(
+            escape(p.name),
+            p.kind,
+            "" if p.price_per_hour is None else f"{p.price_per_hour:g}",
+            "" if p.input_per_1m is None else f"{p.input_per_1m:g}",
+            "" if p.output_per_1m is None else f"{p.output_per_1m:g}",
+            "" if p.peak_flops is None else f"{p.peak_flops:.3g}",
+            "" if p.memory_bandwidth_bytes_s is None else f"{p.memory_bandwidth_bytes_s:.3g}",
+            "detected here" if p.name == detected else "",
+        )
+    Console(width=160).print(table)
+    console.print(f"your profiles: {user_file()}")
 
 
 def main() -> None:

@@ -29,6 +29,9 @@ class RunPlan:
     settings: RunSettings
     include_paths: list[Path] = field(default_factory=list)
     trust_task_code: bool = False  # let local task YAML run its `!function` Python
+    hardware_profile: str | None = None  # --hardware NAME; None: detected where safe
+    hardware_file: Path | None = None  # --hardware-file: profiles beside the defaults
+    latency: ProbeSettings | None = None  # --latency: probe each model after its run
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,14 @@ class RunManifest:
     error: str | None = None
     requests_sent: int = 0  # requests the model answered during this run
     requests_reused: int = 0  # requests answered from the store's request cache
+    # Cost and efficiency inputs (see bench/metrics/cost.py). Only the hardware profile's
+    # name is stored: prices are read from the profiles when a report is written.
+    hardware_profile: str | None = None
+    energy_j: float | None = None  # NVML energy over the timed region; None: see note
+    energy_note: str | None = None
+    model_params: int | None = None
+    weight_bytes: int | None = None
+    kv_bytes_per_token: int | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -122,3 +133,64 @@ class RunRecord:
     metrics: list[MetricRecord]
     samples: list[SampleRecord]
     requests: list[RequestRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """How the latency probe replays a task's prompts (see bench/probe)."""
+
+    concurrency_levels: tuple[int, ...] = (1, 8)  # closed loop: this many in flight
+    request_rate: float | None = None  # instead: Poisson arrivals at this many per second
+    output_len: int | None = None  # fixed max_tokens (and ignore_eos where the server can)
+    num_prompts: int | None = None  # requests per level [default: every prompt, at least
+    # twice the highest concurrency, the prompts repeated in order]
+    warmup: int = 2  # requests sent and discarded before the first level
+    seed: int = 0  # Poisson arrival times
+    slo: str = ""  # goodput limits, "ttft=MS,tpot=MS,e2e=MS"
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    level: int  # index of the level in ProbeRecord.levels
+    seq: int
+    task: str
+    doc_id: int
+    start_s: float  # send time, from the level's start
+    e2e_s: float
+    ttft_s: float | None
+    chunk_times: list[float] | None
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_counted_by: str
+    ok: bool = True
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeLevel:
+    level: int
+    concurrency: int | None
+    request_rate: float | None
+    duration_s: float
+    summary: dict  # bench.metrics.latency.LatencySummary.as_dict()
+    energy_j: float | None = None
+    energy_note: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeRecord:
+    probe_id: str
+    model: ModelRef
+    settings: RunSettings
+    probe: ProbeSettings
+    tasks: list[str]
+    started_at: datetime
+    hardware: dict[str, str | int | float]
+    hardware_profile: str | None
+    ignore_eos: bool  # whether the server accepted ignore_eos with --output-len
+    levels: list[ProbeLevel]
+    requests: list[ProbeRequest]
+    run_id: str | None = None  # the run it followed (bench run --latency)
+    model_params: int | None = None
+    weight_bytes: int | None = None
+    kv_bytes_per_token: int | None = None

@@ -319,7 +319,16 @@ class OpenAIBackend(TimedLM):
     ) -> list[tuple[str, RequestTiming]]:
         return self._in_parallel(lambda prompt: self._stream(prompt, spec), prompts)
 
-    def _stream(self, prompt: str, spec: GenerationSpec) -> tuple[str, RequestTiming]:
+    def stream(
+        self, prompt: str, spec: GenerationSpec, extra_body: dict | None = None
+    ) -> tuple[str, RequestTiming]:
+        """One streamed generation, timed (the latency probe's path; `extra_body` adds
+        server-specific fields such as vLLM's ignore_eos)."""
+        return self._stream(prompt, spec, extra_body)
+
+    def _stream(
+        self, prompt: str, spec: GenerationSpec, extra_body: dict | None = None
+    ) -> tuple[str, RequestTiming]:
         chat = prompt.startswith(CHAT_MARKER)
         body: dict[str, Any] = {
             "model": self.model,
@@ -340,6 +349,7 @@ class OpenAIBackend(TimedLM):
         else:
             body["prompt"] = prompt
             path = "/completions"
+        body.update(extra_body or {})
 
         def call() -> tuple[str, RequestTiming]:
             start = time.perf_counter()
@@ -355,13 +365,12 @@ class OpenAIBackend(TimedLM):
                     event = json.loads(data)
                     usage = event.get("usage") or usage
                     for choice in event.get("choices") or []:
-                        text = (choice.get("delta") or {}).get("content") if chat else None
-                        text = text if chat else choice.get("text")
                         now = time.perf_counter() - start
-                        if text:
-                            # A chunk that carries text, not a role-only chunk.
+                        text, carries = _chunk_text(choice, chat)
+                        if carries:
                             chunk_times.append(now)
                             ttft = ttft if ttft is not None else now
+                        if text:
                             pieces.append(text)
             wall = time.perf_counter() - start
             text = "".join(pieces)
@@ -390,6 +399,18 @@ class OpenAIBackend(TimedLM):
                 "tokenizer",
             )
         return 0, 0, "none"
+
+
+def _chunk_text(choice: dict, chat: bool) -> tuple[str | None, bool]:
+    """A streamed choice's text, and whether the chunk carries a token. A token may decode
+    to no text (a special token, half a character), so an empty completion text counts,
+    as in vLLM's benchmark client; a chat chunk that only announces the role does not."""
+    if not chat:
+        text = choice.get("text")
+        return text, text is not None
+    delta = choice.get("delta") or {}
+    text = delta.get("content")
+    return text, text is not None and not ("role" in delta and not text)
 
 
 def _load_tokenizer(path: str):

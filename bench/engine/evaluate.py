@@ -16,6 +16,7 @@ from bench.backends.timing import RequestLog
 from bench.catalog.loader import LoadedTask
 from bench.engine.environment import hardware, package_versions
 from bench.errors import RunFailed
+from bench.hardware.energy import EnergyMeter
 from bench.records import (
     MetricRecord,
     ModelRef,
@@ -123,6 +124,7 @@ def _evaluate(
 ) -> RunRecord:
     from lm_eval import simple_evaluate
 
+    energy = EnergyMeter().start()  # over the timed region: model load excluded
     begin = time.perf_counter()
     results = simple_evaluate(
         model=backend,
@@ -137,6 +139,7 @@ def _evaluate(
         bootstrap_iters=settings.bootstrap_iters,
     )
     wall_s = time.perf_counter() - begin
+    energy.stop()
 
     pairing = {t.name: f for t in tasks if (f := paired_field(t.task))}
     samples = _samples(results, backend.timings, pairing)
@@ -166,6 +169,8 @@ def _evaluate(
         error=error,
         requests_sent=backend.timings.sent,
         requests_reused=backend.timings.reused,
+        energy_j=energy.reading.joules,
+        energy_note=energy.reading.note,
     )
     requests = [
         RequestRecord(key.task, key.doc_id, key.idx, **dataclasses.asdict(timing))

@@ -20,9 +20,17 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from bench.hardware.profiles import HardwareProfile, load_profiles
+from bench.metrics.latency import LatencySummary
+from bench.report.performance import RunPerformance, level_performance, run_performance
 from bench.report.stats import ALPHA, bootstrap_ci, paired_p_value, tied_ranks
+<<<<<<< HEAD
 from bench.scoring.disparity import AGGREGATIONS
 from bench.store.schema import Run, RunTask, Sample
+=======
+from bench.store.probes import probe_levels_frame
+from bench.store.schema import Run, Sample
+>>>>>>> latency
 from bench.store.store import metrics_frame, read_table
 
 AVERAGE = "average ↑"
@@ -59,6 +67,9 @@ class Row:
     rank: str = "—"
     wall_s: float | None = None
     tokens_per_s: float | None = None
+    # Speed, cost and efficiency of the run that gave wall_s (bench/report/performance.py).
+    performance: RunPerformance | None = None
+    speed_run: str | None = None
 
 
 @dataclass
@@ -84,7 +95,7 @@ class Selection:
     models: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
     backends: tuple[str, ...] = ()
-    hardware: str = ""  # a substring of the run's hardware description (CPU or GPU name)
+    hardware: str = ""  # a substring of the run's hardware (CPU or GPU name, profile name)
     since: datetime | None = None
     until: datetime | None = None
 
@@ -99,6 +110,8 @@ class Selection:
                 keep &= frame[column].isin(wanted)
         if self.hardware:
             text = frame["hardware"].map(lambda h: json.dumps(h).lower())
+            if "hardware_profile" in frame:  # or the name of the run's hardware profile
+                text = text + " " + frame["hardware_profile"].fillna("").str.lower()
             keep &= text.str.contains(self.hardware.lower(), regex=False)
         started = pd.to_datetime(frame["started_at"], utc=True)
         if self.since is not None:
@@ -155,7 +168,7 @@ def measured_speed(engine: Engine, selection: Selection = EVERYTHING) -> pd.Data
     runs = replace(selection, tasks=()).apply(read_table(engine, Run))
     runs = runs[(runs["status"] == "complete") & (runs["requests_reused"] == 0)]
     newest = runs.sort_values("started_at").groupby(["model", "backend"]).last()
-    return newest[["wall_s", "tokens_per_s"]]
+    return newest[["wall_s", "tokens_per_s", "run_id"]]
 
 
 def is_accuracy_like(higher_is_better, value: float) -> bool:
@@ -190,7 +203,12 @@ def _interval(metric: str, values: list) -> tuple[float, float]:
     return bootstrap_ci(values, aggregate=aggregate)
 
 
-def board(engine: Engine, selection: Selection = EVERYTHING) -> Board:
+def board(
+    engine: Engine,
+    selection: Selection = EVERYTHING,
+    profiles: dict[str, HardwareProfile] | None = None,
+) -> Board:
+    """`profiles` price the runs (default: the shipped and the user's hardware profiles)."""
     cells = latest_primary_metrics(engine, selection)
     if cells.empty:
         return Board([], [])
@@ -219,8 +237,16 @@ def board(engine: Engine, selection: Selection = EVERYTHING) -> Board:
         average = float(np.mean([c.value for c in averaged])) if averaged else float("nan")
         row = Row(model, backend, row_cells, average, _average_ci(averaged))
         if (model, backend) in speed.index:
-            row.wall_s, row.tokens_per_s = (float(x) for x in speed.loc[(model, backend)])
+            fastest = speed.loc[(model, backend)]
+            row.wall_s, row.tokens_per_s = float(fastest["wall_s"]), float(fastest["tokens_per_s"])
+            row.speed_run = str(fastest["run_id"])
         rows.append(row)
+    speed_runs = [r.speed_run for r in rows if r.speed_run]
+    performance = run_performance(
+        engine, speed_runs, load_profiles() if profiles is None else profiles
+    )
+    for row in rows:
+        row.performance = performance.get(row.speed_run) if row.speed_run else None
     rows.sort(key=lambda r: (math.isnan(r.average), -r.average if not math.isnan(r.average) else 0))
     _rank(rows)
     return Board(columns, rows)
@@ -278,9 +304,13 @@ def cell_text(cell: Cell | None) -> str:
 OUTDATED_MARK = " †"
 
 
-def leaderboard(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
+def leaderboard(
+    engine: Engine,
+    selection: Selection = EVERYTHING,
+    profiles: dict[str, HardwareProfile] | None = None,
+) -> pd.DataFrame:
     """The board as text cells: what the Markdown shows."""
-    result = board(engine, selection)
+    result = board(engine, selection, profiles)
     records = []
     for row in result.rows:
         record = {"rank": row.rank, "model": md(row.model), "backend": row.backend}
@@ -293,6 +323,7 @@ def leaderboard(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFra
         )
         record["wall time (s)"] = "—" if row.wall_s is None else f"{row.wall_s:.1f}"
         record["tokens/s"] = "—" if row.tokens_per_s is None else f"{row.tokens_per_s:.1f}"
+        record.update(performance_cells(row.performance))
         records.append(record)
     return pd.DataFrame(records)
 
@@ -317,14 +348,157 @@ INTRO = (
     "bootstrap on the documents both answered finds the difference significant (p < 0.05). "
     "Wall time is the evaluation time with model load excluded; tokens/s counts prompt and "
     "completion tokens over that time; both come from the newest run whose requests all "
+<<<<<<< HEAD
     "ran on the model (none reused from the store). † marks a result made with an older "
     "version of the task (its YAML or data changed since): rerun it to compare like with "
     "like.\n\n"
+=======
+    "ran on the model (none reused from the store). From the same run: TTFT and ITL of its "
+    "streamed generation requests, output tokens/s, and its cost priced with the run's "
+    "hardware profile as the profiles read now ($/1M output tokens = price per second / "
+    "output tokens per second x 1e6; $ per correct answer = cost / (accuracy x samples)); "
+    'see the README\'s "Latency and cost" for every definition.\n\n'
+)
+PROBE_INTRO = (
+    "## Latency probes\n\n"
+    "The newest probe of each model and backend: the tasks' own prompts replayed through "
+    "the streaming path after a warm-up, at a fixed number of requests in flight "
+    "(concurrency) or at a Poisson request rate. Times in milliseconds; TPOT excludes the "
+    "first token; ITL pools every gap between streamed chunks.\n\n"
+>>>>>>> latency
 )
 
 
-def write_markdown(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING) -> Path:
-    table = leaderboard(engine, selection)
+def _num(value: float | None, digits: int) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value * 1000:.1f}"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}" if value < 1 else f"{value:,.2f}"
+
+
+PERFORMANCE_HEADERS = (
+    "TTFT p50 (ms)",
+    "TTFT p95 (ms)",
+    "ITL p50 (ms)",
+    "output tok/s",
+    "$/1M output tok",
+    "$/correct",
+)
+
+
+def performance_cells(perf: RunPerformance | None) -> dict[str, str]:
+    if perf is None:
+        return dict.fromkeys(PERFORMANCE_HEADERS, "—")
+    latency = perf.latency
+    return dict(
+        zip(
+            PERFORMANCE_HEADERS,
+            (
+                _ms(latency.ttft.p50 if latency else None),
+                _ms(latency.ttft.p95 if latency else None),
+                _ms(latency.itl.p50 if latency else None),
+                _num(perf.output_tokens_per_s, 1),
+                _usd(perf.cost.per_1m_output),
+                _usd(perf.cost.per_correct),
+            ),
+            strict=True,
+        )
+    )
+
+
+def performance_numbers(perf: RunPerformance | None) -> dict[str, float | str | None]:
+    """The same figures as numbers (seconds, USD), for CSV and JSON."""
+    if perf is None:
+        return {}
+    latency = perf.latency
+    return {
+        "hardware_profile": perf.hardware_profile,
+        "ttft_p50_s": latency.ttft.p50 if latency else None,
+        "ttft_p95_s": latency.ttft.p95 if latency else None,
+        "itl_p50_s": latency.itl.p50 if latency else None,
+        "tpot_p50_s": latency.tpot.p50 if latency else None,
+        "output_tokens_per_s": perf.output_tokens_per_s,
+        "cost_usd": perf.cost.total_usd,
+        "usd_per_1m_input": perf.cost.per_1m_input,
+        "usd_per_1m_output": perf.cost.per_1m_output,
+        "usd_per_1k_samples": perf.cost.per_1k_samples,
+        "usd_per_correct": perf.cost.per_correct,
+        "mfu": perf.mfu,
+        "mbu": perf.mbu,
+        "energy_j": perf.energy_j,
+        "joules_per_output_token": perf.joules_per_output_token,
+    }
+
+
+def newest_probe_levels(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
+    """Every level of the newest probe of each (model, backend) the selection covers."""
+    frame = probe_levels_frame(engine)
+    if frame.empty:
+        return frame
+    frame = replace(selection, tasks=()).apply(frame)
+    if frame.empty:
+        return frame
+    newest = frame.sort_values("started_at").groupby(["model", "backend"])["probe_id"].last()
+    frame = frame[frame["probe_id"].isin(set(newest))]
+    return frame.sort_values(["model", "backend", "level"])
+
+
+def probe_table(
+    engine: Engine,
+    selection: Selection = EVERYTHING,
+    profiles: dict[str, HardwareProfile] | None = None,
+    markdown: bool = True,
+) -> pd.DataFrame:
+    """One row per level of the newest probes; text cells (Markdown-escaped, or plain for
+    the HTML page, where Jinja2 escapes)."""
+    profiles = load_profiles() if profiles is None else profiles
+    text = md if markdown else str
+    records = []
+    for level in newest_probe_levels(engine, selection).itertuples():
+        summary = LatencySummary.from_dict(level.summary)
+        perf = level_performance(level, profiles)
+        load = (
+            f"concurrency {int(level.concurrency)}"
+            if level.concurrency is not None and not pd.isna(level.concurrency)
+            else f"{level.request_rate:g} req/s (Poisson)"
+        )
+        records.append(
+            {
+                "model": text(level.model),
+                "backend": level.backend,
+                "hardware": text(level.hardware_profile or "—"),
+                "load": load,
+                "requests": str(summary.completed),
+                "req/s": _num(summary.request_throughput, 2),
+                "output tok/s": _num(summary.output_throughput, 1),
+                "TTFT p50": _ms(summary.ttft.p50),
+                "TTFT p95": _ms(summary.ttft.p95),
+                "TPOT p50": _ms(summary.tpot.p50),
+                "ITL p50": _ms(summary.itl.p50),
+                "E2E p50": _ms(summary.e2e.p50),
+                "goodput req/s": _num(summary.goodput, 2) if summary.goodput is not None else "—",
+                "$/1M output tok": _usd(perf.cost.per_1m_output),
+                "MBU": _num(perf.mbu, 4) if perf.mbu is not None else "—",
+            }
+        )
+    return pd.DataFrame(records)
+
+
+def write_markdown(
+    engine: Engine,
+    out_dir: Path,
+    selection: Selection = EVERYTHING,
+    profiles: dict[str, HardwareProfile] | None = None,
+) -> Path:
+    profiles = load_profiles() if profiles is None else profiles
+    table = leaderboard(engine, selection, profiles)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "leaderboard.md"
     body = (
@@ -332,13 +506,20 @@ def write_markdown(engine: Engine, out_dir: Path, selection: Selection = EVERYTH
         if not table.empty
         else "_No complete runs in the store match this report._"
     )
+    probes = probe_table(engine, selection, profiles)
+    if not probes.empty:
+        body += "\n\n" + PROBE_INTRO + probes.to_markdown(index=False, disable_numparse=True)
     path.write_text(INTRO + body + "\n", encoding="utf-8")
     return path
 
 
-def long_frame(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFrame:
+def long_frame(
+    engine: Engine,
+    selection: Selection = EVERYTHING,
+    profiles: dict[str, HardwareProfile] | None = None,
+) -> pd.DataFrame:
     """One row per (model, backend, task) with numbers, for CSV and JSON reports."""
-    result = board(engine, selection)
+    result = board(engine, selection, profiles)
     records = [
         {
             "rank": row.rank,
@@ -351,7 +532,11 @@ def long_frame(engine: Engine, selection: Selection = EVERYTHING) -> pd.DataFram
             "ci_high": cell.ci[1],
             "stderr": cell.stderr,
             "run_id": cell.run_id,
+<<<<<<< HEAD
             "outdated_task_version": cell.outdated,
+=======
+            **performance_numbers(row.performance),
+>>>>>>> latency
         }
         for row in result.rows
         for column in result.columns

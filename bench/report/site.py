@@ -14,8 +14,21 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench.hardware.profiles import HardwareProfile, load_profiles
 from bench.report import plots
-from bench.report.leaderboard import EVERYTHING, INTRO, Board, Selection, arrow, board
+from bench.report.leaderboard import (
+    EVERYTHING,
+    INTRO,
+    PERFORMANCE_HEADERS,
+    PROBE_INTRO,
+    Board,
+    Selection,
+    arrow,
+    board,
+    performance_cells,
+    probe_table,
+)
+from bench.report.performance import RunPerformance, run_performance
 from bench.store.schema import Metric, RequestTiming, Run
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -56,8 +69,14 @@ def _latency(engine: Engine, result: Board):
     return medians, walls
 
 
-def write_site(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING) -> Path:
-    result = board(engine, selection)
+def write_site(
+    engine: Engine,
+    out_dir: Path,
+    selection: Selection = EVERYTHING,
+    profiles: dict[str, HardwareProfile] | None = None,
+) -> Path:
+    profiles = load_profiles() if profiles is None else profiles
+    result = board(engine, selection, profiles)
     site = out_dir / "site"
     for sub in ("tasks", "runs", "plots"):
         (site / sub).mkdir(parents=True, exist_ok=True)
@@ -77,23 +96,25 @@ def write_site(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING)
                 "caption": "Primary metric per task; colour scaled per column.",
             }
         )
-        # Seconds per 1k tokens stands in for cost until runs record prices (the
-        # cost issue): the same frontier, with $ per 1M tokens on the axis then.
+        # Cost from the run's hardware profile, priced as the profiles read now.
         per_token = {
-            (r.model, r.backend): 1000 / r.tokens_per_s for r in result.rows if r.tokens_per_s
+            (r.model, r.backend): r.performance.cost.per_1m_output
+            for r in result.rows
+            if r.performance and r.performance.cost.per_1m_output is not None
         }
         if per_token:
             plots.accuracy_vs_cost(
                 result,
                 per_token,
-                "seconds per 1k tokens (lower is better)",
-                site / "plots" / "accuracy-speed.png",
+                "$ per 1M output tokens (lower is better)",
+                site / "plots" / "accuracy-cost.png",
             )
             plot_list.append(
                 {
-                    "file": "accuracy-speed.png",
-                    "title": "Accuracy against speed",
-                    "caption": "Models on the red line are not beaten on both.",
+                    "file": "accuracy-cost.png",
+                    "title": "Accuracy against cost",
+                    "caption": "$ per 1M output tokens from each run's hardware profile. "
+                    "Models on the red line are not beaten on both.",
                 }
             )
         latency, walls = _latency(engine, result)
@@ -143,6 +164,7 @@ def write_site(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING)
                 "wall_sort": row.wall_s or "",
                 "tps": _fmt(row.tokens_per_s, 1),
                 "tps_sort": row.tokens_per_s or "",
+                "perf": _perf_cells(row.performance),
             }
         )
     (site / "index.html").write_text(
@@ -154,6 +176,9 @@ def write_site(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING)
             columns=result.columns,
             rows=rows,
             plots=plot_list,
+            perf_headers=PERFORMANCE_HEADERS,
+            probe_intro=PROBE_INTRO.split("\n\n", 1)[1].strip(),
+            probes=probe_table(engine, selection, profiles, markdown=False).to_dict("records"),
         )
     )
 
@@ -183,6 +208,7 @@ def write_site(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING)
 
     with Session(engine) as session:
         shown = {cell.run_id for row in result.rows for cell in row.cells.values()}
+        efficiency = run_performance(engine, list(shown), profiles)
         for run in session.scalars(select(Run).where(Run.run_id.in_(shown))):
             manifest = {c.name: getattr(run, c.name) for c in Run.__table__.columns}
             metrics = session.scalars(select(Metric).where(Metric.run_id == run.run_id)).all()
@@ -192,7 +218,63 @@ def write_site(engine: Engine, out_dir: Path, selection: Selection = EVERYTHING)
                 tasks_nav=nav,
                 run=run,
                 metrics=metrics,
+                efficiency=_efficiency_rows(efficiency.get(run.run_id)),
                 manifest=json.dumps(manifest, indent=2, default=str),
             )
             (site / "runs" / f"{slug(run.run_id)}.html").write_text(page)
     return site / "index.html"
+
+
+def _perf_cells(perf: RunPerformance | None) -> list[dict]:
+    """Leaderboard speed/cost cells: text as in the Markdown, sorted by number."""
+    texts = performance_cells(perf)
+    return [
+        {"text": text, "sort": text.replace(",", "") if text != "—" else ""}
+        for text in texts.values()
+    ]
+
+
+def _efficiency_rows(perf: RunPerformance | None) -> list[tuple[str, str]]:
+    """The run page's cost and efficiency table: (what, value) pairs."""
+    if perf is None:
+        return []
+
+    def usd(x):
+        return "—" if x is None else f"${x:.6g}"
+
+    def pct(x):
+        return "—" if x is None else f"{x * 100:.3g}%"
+
+    latency = perf.latency
+    rows = [
+        ("hardware profile", perf.hardware_profile or "none (pass --hardware NAME)"),
+        ("wall time (s), model load excluded", f"{perf.wall_s:.2f}"),
+        ("cost", usd(perf.cost.total_usd)),
+        ("$ per 1M input tokens", usd(perf.cost.per_1m_input)),
+        ("$ per 1M output tokens", usd(perf.cost.per_1m_output)),
+        ("$ per 1k samples", usd(perf.cost.per_1k_samples)),
+        ("$ per correct answer", usd(perf.cost.per_correct)),
+        ("MFU (2 x params x tokens / time / peak)", pct(perf.mfu)),
+        ("MBU (weights + KV per decode step / TPOT / bandwidth)", pct(perf.mbu)),
+        (
+            "energy (J)",
+            f"{perf.energy_j:.1f}" if perf.energy_j is not None else f"— ({perf.energy_note})",
+        ),
+        (
+            "J per output token",
+            "—" if perf.joules_per_output_token is None else f"{perf.joules_per_output_token:.4g}",
+        ),
+    ]
+    if latency:
+        for name, dist in (("TTFT", latency.ttft), ("TPOT", latency.tpot), ("ITL", latency.itl)):
+            if dist.n:
+                rows.append(
+                    (
+                        f"{name} mean / p50 / p90 / p95 / p99 (ms)",
+                        " / ".join(
+                            f"{x * 1000:.1f}"
+                            for x in (dist.mean, dist.p50, dist.p90, dist.p95, dist.p99)
+                        ),
+                    )
+                )
+    return rows

@@ -69,6 +69,12 @@ def write_run(engine: Engine, record: RunRecord) -> None:
                 error=m.error,
                 requests_sent=m.requests_sent,
                 requests_reused=m.requests_reused,
+                hardware_profile=m.hardware_profile,
+                energy_j=m.energy_j,
+                energy_note=m.energy_note,
+                model_params=m.model_params,
+                weight_bytes=m.weight_bytes,
+                kv_bytes_per_token=m.kv_bytes_per_token,
             )
         )
         session.flush()
@@ -122,5 +128,6 @@ def metrics_frame(engine: Engine) -> pd.DataFrame:
             Run.completion_tokens,
             Run.status,
             Run.hardware,
+            Run.hardware_profile,
         ).join(Run, Run.run_id == Metric.run_id)
         return pd.read_sql(query, connection)
