@@ -24,13 +24,9 @@ from bench.hardware.profiles import HardwareProfile, load_profiles
 from bench.metrics.latency import LatencySummary
 from bench.report.performance import RunPerformance, level_performance, run_performance
 from bench.report.stats import ALPHA, bootstrap_ci, paired_p_value, tied_ranks
-<<<<<<< HEAD
 from bench.scoring.disparity import AGGREGATIONS
-from bench.store.schema import Run, RunTask, Sample
-=======
 from bench.store.probes import probe_levels_frame
-from bench.store.schema import Run, Sample
->>>>>>> latency
+from bench.store.schema import Run, RunTask, Sample
 from bench.store.store import metrics_frame, read_table
 
 AVERAGE = "average ↑"
@@ -348,12 +344,9 @@ INTRO = (
     "bootstrap on the documents both answered finds the difference significant (p < 0.05). "
     "Wall time is the evaluation time with model load excluded; tokens/s counts prompt and "
     "completion tokens over that time; both come from the newest run whose requests all "
-<<<<<<< HEAD
     "ran on the model (none reused from the store). † marks a result made with an older "
     "version of the task (its YAML or data changed since): rerun it to compare like with "
-    "like.\n\n"
-=======
-    "ran on the model (none reused from the store). From the same run: TTFT and ITL of its "
+    "like. From the same run: TTFT and ITL of its "
     "streamed generation requests, output tokens/s, and its cost priced with the run's "
     "hardware profile as the profiles read now ($/1M output tokens = price per second / "
     "output tokens per second x 1e6; $ per correct answer = cost / (accuracy x samples)); "
@@ -365,7 +358,6 @@ PROBE_INTRO = (
     "the streaming path after a warm-up, at a fixed number of requests in flight "
     "(concurrency) or at a Poisson request rate. Times in milliseconds; TPOT excludes the "
     "first token; ITL pools every gap between streamed chunks.\n\n"
->>>>>>> latency
 )
 
 
@@ -532,11 +524,8 @@ def long_frame(
             "ci_high": cell.ci[1],
             "stderr": cell.stderr,
             "run_id": cell.run_id,
-<<<<<<< HEAD
             "outdated_task_version": cell.outdated,
-=======
             **performance_numbers(row.performance),
->>>>>>> latency
         }
         for row in result.rows
         for column in result.columns
