@@ -122,3 +122,15 @@ class RunRecord:
     metrics: list[MetricRecord]
     samples: list[SampleRecord]
     requests: list[RequestRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where a plan runs: in this process (local) or on a Ray cluster (ray)."""
+
+    kind: str = "local"  # local | ray
+    address: str | None = None  # Ray cluster to join (ray start --head ...); None: Ray here
+    shard_size: int | None = 100  # documents per work unit; None: a whole task per unit
+    replicas: int = 1  # workers (loaded copies) per model
+    cpus_per_worker: float = 1
+    max_retries: int = 3  # restarts of a dead worker, and retries of the unit it was on
