@@ -8,9 +8,9 @@ from pathlib import Path
 
 from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
 from bench.catalog.loader import load_tasks
+from bench.distributed.units import Resources, WorkUnit, doc_count, split_units, worker_resources
 from bench.engine.evaluate import PartialRun, evaluate
 from bench.errors import BadInput, RunFailed
-from bench.distributed.units import Resources, WorkUnit, doc_count, split_units, worker_resources
 from bench.models.packs import PACKS, is_materialized, pack_dir
 from bench.models.resolve import UnknownModelError, resolve_model
 from bench.records import ExecutorOptions, ModelRef, RunPlan, RunRecord
@@ -18,12 +18,14 @@ from bench.report.leaderboard import EVERYTHING, Selection, write_markdown
 from bench.store.cache import RequestCache
 from bench.store.store import open_store, store_url, write_run
 
+LOCAL = ExecutorOptions()  # run in this process
+
 
 def run(
     plan: RunPlan,
     store: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
-    executor: ExecutorOptions = ExecutorOptions(),
+    executor: ExecutorOptions = LOCAL,
 ) -> list[RunRecord]:
     """Evaluate every model of the plan on its tasks; each run lands in the store whole."""
     # Everything that can be wrong with the input is found before the store is touched.
@@ -77,7 +79,7 @@ EXECUTORS = ("local", "ray")
 
 
 def plan_units(
-    plan: RunPlan, executor: ExecutorOptions = ExecutorOptions()
+    plan: RunPlan, executor: ExecutorOptions = LOCAL
 ) -> list[tuple[WorkUnit, Resources | None]]:
     """The plan's work units and what each one's worker reserves (None: this process).
     Checks the input (tasks, model-args, executor options); starts and writes nothing."""

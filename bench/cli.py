@@ -254,14 +254,18 @@ def run(
 def _print_units(units, options) -> None:
     where = "this process" if options.kind == "local" else "a Ray worker of its model"
     table = Table(
-        "unit", "model", "task", "documents", "num_cpus", "num_gpus", "memory",
+        "unit",
+        "model",
+        "task",
+        "documents",
+        "num_cpus",
+        "num_gpus",
+        "memory",
         title=f"{len(units)} work units, executor {options.kind}: each runs on {where}",
     )
     for number, (unit, resources) in enumerate(units, 1):
         fixed = ("-", "-", "-") if resources is None else resources.describe_columns()
-        table.add_row(
-            str(number), unit.model, unit.task, f"{unit.start}-{unit.stop - 1}", *fixed
-        )
+        table.add_row(str(number), unit.model, unit.task, f"{unit.start}-{unit.stop - 1}", *fixed)
     Console(width=160).print(table)
 
 

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,12 +26,14 @@ RAY = shutil.which("ray", path=str(Path(sys.executable).parent))
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory):
+def ray_cluster():
     """A real Ray head node on 127.0.0.1 with two CPUs and a small object store."""
     if RAY is None:
         pytest.skip("ray is not installed (pip install -e '.[ray]')")
     port = free_port()
-    temp = tmp_path_factory.mktemp("ray")
+    # A short folder of our own (Ray's socket paths must stay short); every process of
+    # this cluster names it, so teardown stops exactly these.
+    temp = tempfile.mkdtemp(prefix="bray", dir="/tmp")
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),  # workers import this checkout's bench
@@ -52,11 +55,28 @@ def ray_cluster(tmp_path_factory):
         "false",
         "--disable-usage-stats",
         "--temp-dir",
-        str(temp),
+        temp,
     ]
-    subprocess.run(start, check=True, env=env, capture_output=True, timeout=180)
-    yield f"127.0.0.1:{port}"
-    subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    try:
+        subprocess.run(start, check=True, env=env, capture_output=True, timeout=180)
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop_cluster(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _stop_cluster(temp: str) -> None:
+    import psutil
+
+    ours = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(temp in part for part in process.info["cmdline"] or []):
+            ours.append(process)
+    for process in ours:
+        process.terminate()
+    _, alive = psutil.wait_procs(ours, timeout=15)
+    for process in alive:
+        process.kill()
 
 
 def scores(url: str) -> dict:

@@ -202,4 +202,6 @@ class _Scheduler:
         if kind == "unit":
             self._submit(kind, model, actor, unit, actor.run_unit.remote(unit))
         elif kind == "score":
-            self._submit(kind, model, actor, None, actor.score.remote(model.results, model.started_at))
+            self._submit(
+                kind, model, actor, None, actor.score.remote(model.results, model.started_at)
+            )

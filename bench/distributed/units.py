@@ -76,7 +76,11 @@ def gpus_needed(settings: RunSettings) -> int:
 def weights_bytes(model_path: Path | None) -> int | None:
     if model_path is None or not model_path.is_dir():
         return None
-    files = [*model_path.glob("*.safetensors"), *model_path.glob("*.bin"), *model_path.glob("*.gguf")]
+    files = [
+        *model_path.glob("*.safetensors"),
+        *model_path.glob("*.bin"),
+        *model_path.glob("*.gguf"),
+    ]
     return sum(f.stat().st_size for f in files) or None
 
 
