@@ -57,7 +57,10 @@ def run_on_ray(
     write: Callable[[RunRecord], None],
     progress: Callable[[str], None],
 ) -> list[RunRecord]:
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise BadInput("--executor ray needs Ray: pip install -e '.[ray]'") from None
 
     env = {name: os.environ[name] for name in WORKER_ENV if name in os.environ}
     start_here = {} if options.address else {"include_dashboard": False}
