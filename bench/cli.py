@@ -205,6 +205,28 @@ def run(
     slo: SloOption = "",
     warmup: WarmupOption = 2,
     seed: SeedOption = 0,
+    executor: Annotated[
+        str,
+        typer.Option("--executor", help="local: this process; ray: a Ray cluster's workers."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to join (HOST:PORT of `ray start --head`) [default: Ray here].",
+        ),
+    ] = None,
+    shard_size: Annotated[
+        int,
+        typer.Option("--shard-size", help="Documents per work unit (ray); 0: a task per unit."),
+    ] = 100,
+    replicas: Annotated[
+        int, typer.Option("--replicas", min=1, help="Workers (loaded copies) per model (ray).")
+    ] = 1,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the work units and their resources; run nothing."),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Evaluate models on tasks and record every metric and sample in the store.
@@ -223,7 +245,7 @@ def run(
     from bench.errors import BadInput, RunFailed
     from bench.models.packs import PackError
     from bench.models.resolve import UnknownModelError
-    from bench.records import RunPlan, RunSettings
+    from bench.records import ExecutorOptions, RunPlan, RunSettings
     from bench.suites import SUITES
 
     if suite is None and not (model and tasks):
@@ -258,8 +280,19 @@ def run(
         if latency
         else None,
     )
+    options = ExecutorOptions(
+        kind=executor, address=ray_address, shard_size=shard_size or None, replicas=replicas
+    )
     try:
-        records = api.run(plan, store, lambda msg: console.print(f"[dim]{msg}[/dim]"))
+        if dry_run:
+            _print_units(api.plan_units(plan, options), options)
+            return
+        records = api.run(
+            plan,
+            store,
+            lambda msg: console.print(f"[dim]{escape(msg)}[/dim]", soft_wrap=True),
+            options,
+        )
     except (
         UnknownModelError,
         UnknownTaskError,
@@ -279,6 +312,24 @@ def run(
             f"{m.wall_s:.1f} s, {m.tokens_per_s:.0f} tokens/s, requests: {m.requests_sent} "
             f"sent to the model, {m.requests_reused} reused from the store"
         )
+
+
+def _print_units(units, options) -> None:
+    where = "this process" if options.kind == "local" else "a Ray worker of its model"
+    table = Table(
+        "unit",
+        "model",
+        "task",
+        "documents",
+        "num_cpus",
+        "num_gpus",
+        "memory",
+        title=f"{len(units)} work units, executor {options.kind}: each runs on {where}",
+    )
+    for number, (unit, resources) in enumerate(units, 1):
+        fixed = ("-", "-", "-") if resources is None else resources.describe_columns()
+        table.add_row(str(number), unit.model, unit.task, f"{unit.start}-{unit.stop - 1}", *fixed)
+    Console(width=160).print(table)
 
 
 @results_app.command("export")

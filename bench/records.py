@@ -194,3 +194,15 @@ class ProbeRecord:
     model_params: int | None = None
     weight_bytes: int | None = None
     kv_bytes_per_token: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where a plan runs: in this process (local) or on a Ray cluster (ray)."""
+
+    kind: str = "local"  # local | ray
+    address: str | None = None  # Ray cluster to join (ray start --head ...); None: Ray here
+    shard_size: int | None = 100  # documents per work unit; None: a whole task per unit
+    replicas: int = 1  # workers (loaded copies) per model
+    cpus_per_worker: float = 1
+    max_retries: int = 3  # restarts of a dead worker, and retries of the unit it was on

@@ -60,6 +60,11 @@ class TimedLM(TemplateLM):
             self._timings = RequestLog()
         return self._timings
 
+    @timings.setter
+    def timings(self, log: RequestLog) -> None:
+        # A distributed worker gives each work unit a fresh log on the same loaded model.
+        self._timings = log
+
     # Both primitives call `done(index, result)` as each item is finished (so answers
     # reach the store while the run goes on) and also return all results in order.
 

@@ -41,17 +41,44 @@ class PartialRun(RunFailed):
         self.record = record
 
 
-class ReplayLM(LM):
-    """Answers requests from a RequestLog, without a model: scores what a failed run
-    had already received. Everything else (chat templates, names) is the backend's."""
+class BackendView(LM):
+    """An LM that answers requests its own way and takes everything else (tokenizer, chat
+    template, rank) from a real backend, so lm-eval builds the very same requests."""
 
     def __init__(self, backend):
         super().__init__()
         self.backend = backend
-        self.timings = backend.timings
 
     def __getattr__(self, name):
         return getattr(self.backend, name)
+
+    # LM defines these itself, so __getattr__ would never reach the backend's.
+    @property
+    def rank(self) -> int:
+        return self.backend.rank
+
+    @property
+    def world_size(self) -> int:
+        return self.backend.world_size
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.backend.tokenizer_name
+
+    def apply_chat_template(self, *args, **kwargs):
+        return self.backend.apply_chat_template(*args, **kwargs)
+
+    def chat_template(self, *args, **kwargs):
+        return self.backend.chat_template(*args, **kwargs)
+
+
+class ReplayLM(BackendView):
+    """Answers requests from a RequestLog, without a model: scores what a failed run
+    had already received, or what the workers of a distributed run answered."""
+
+    def __init__(self, backend, timings: RequestLog | None = None):
+        super().__init__(backend)
+        self.timings = timings if timings is not None else backend.timings
 
     def _replay(self, requests):
         return [self.timings.answers[self.timings.key(r)] for r in requests]
@@ -64,6 +91,40 @@ class ReplayLM(LM):
 
     def generate_until(self, requests, disable_tqdm=False):
         return self._replay(requests)
+
+
+class ShardAnswered(Exception):
+    """Raised by ShardLM once its documents are answered, to stop lm-eval before scoring."""
+
+
+class ShardLM(BackendView):
+    """Sends the backend only the requests of one task's documents in `doc_ids`.
+
+    lm-eval draws few-shot examples from one random stream per task, document after
+    document, so a document's prompt depends on the documents before it: a shard's
+    requests must be cut from the whole task's requests, built as a local run builds them.
+    """
+
+    def __init__(self, backend, task: str, doc_ids: range):
+        super().__init__(backend)
+        self.task = task
+        self.doc_ids = doc_ids
+
+    def _answer(self, request_type: str, requests):
+        mine = [r for r in requests if r.task_name == self.task and r.doc_id in self.doc_ids]
+        if mine:
+            getattr(self.backend, request_type)(mine)
+            raise ShardAnswered
+        return [None] * len(requests)  # another task's requests (there are none in a unit)
+
+    def loglikelihood(self, requests, disable_tqdm=False):
+        return self._answer("loglikelihood", requests)
+
+    def loglikelihood_rolling(self, requests, disable_tqdm=False):
+        return self._answer("loglikelihood_rolling", requests)
+
+    def generate_until(self, requests, disable_tqdm=False):
+        return self._answer("generate_until", requests)
 
 
 def cache_namespace(model: ModelRef, settings: RunSettings) -> str:
@@ -122,22 +183,9 @@ def _evaluate(
     status: str = "complete",
     error: str | None = None,
 ) -> RunRecord:
-    from lm_eval import simple_evaluate
-
     energy = EnergyMeter().start()  # over the timed region: model load excluded
     begin = time.perf_counter()
-    results = simple_evaluate(
-        model=backend,
-        tasks=[t.task for t in tasks],
-        num_fewshot=settings.num_fewshot,
-        limit=None if samples else settings.limit,
-        samples=samples,
-        log_samples=True,
-        apply_chat_template=settings.apply_chat_template,
-        # The lm_eval CLI turns multi-turn few-shot on only together with a chat template.
-        fewshot_as_multiturn=settings.apply_chat_template,
-        bootstrap_iters=settings.bootstrap_iters,
-    )
+    results = _simple_evaluate(backend, tasks, settings, samples)
     wall_s = time.perf_counter() - begin
     energy.stop()
 
@@ -177,6 +225,60 @@ def _evaluate(
         for key, timing in backend.timings.records.items()
     ]
     return RunRecord(manifest, _metrics(results, tasks), samples, requests)
+
+
+def _simple_evaluate(
+    lm, tasks: list[LoadedTask], settings: RunSettings, samples: dict | None = None
+) -> dict:
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    return simple_evaluate(
+        model=lm,
+        tasks=[t.task for t in tasks],
+        # The tasks are built already; without this lm-eval indexes its ~14,700 built-in
+        # task files again on every call (4 s idle, over 30 s on a busy machine).
+        task_manager=TaskManager(include_defaults=False),
+        num_fewshot=settings.num_fewshot,
+        limit=None if samples else settings.limit,
+        samples=samples,
+        log_samples=True,
+        apply_chat_template=settings.apply_chat_template,
+        # The lm_eval CLI turns multi-turn few-shot on only together with a chat template.
+        fewshot_as_multiturn=settings.apply_chat_template,
+        bootstrap_iters=settings.bootstrap_iters,
+    )
+
+
+def answer_shard(
+    backend, tasks: list[LoadedTask], settings: RunSettings, task: str, doc_ids: range
+) -> None:
+    """Have the backend answer the requests of `task`'s documents in doc_ids (one work unit
+    of a distributed run); the answers land in backend.timings (and its cache)."""
+    try:
+        _simple_evaluate(ShardLM(backend, task, doc_ids), tasks, settings)
+    except ShardAnswered:
+        return
+    raise RunFailed(f"task {task} has no documents {doc_ids.start}-{doc_ids.stop - 1}")
+
+
+def score_answers(
+    backend,
+    answers: RequestLog,
+    tasks: list[LoadedTask],
+    model: ModelRef,
+    settings: RunSettings,
+    started_at: datetime,
+    load_s: float,
+    wall_s: float,
+) -> RunRecord:
+    """The run's record from answers gathered elsewhere: lm-eval builds every request as a
+    local run does, takes its answer from `answers`, and aggregates over all documents
+    (same metrics, same bootstrap stderrs)."""
+    record = _evaluate(
+        ReplayLM(backend, answers), tasks, model, settings, started_at=started_at, load_s=load_s
+    )
+    return dataclasses.replace(record, manifest=dataclasses.replace(record.manifest, wall_s=wall_s))
 
 
 def _primary_metric(task) -> str | None:
