@@ -120,11 +120,15 @@ def _evaluate(
     error: str | None = None,
 ) -> RunRecord:
     from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
 
     begin = time.perf_counter()
     results = simple_evaluate(
         model=backend,
         tasks=[t.task for t in tasks],
+        # The tasks come built; without a manager of its own, simple_evaluate would index
+        # lm-eval's ~14,700 task files only to pass the built tasks through.
+        task_manager=TaskManager(include_defaults=False),
         num_fewshot=settings.num_fewshot,
         limit=None if samples else settings.limit,
         samples=samples,
