@@ -37,7 +37,6 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--bootstrap-iters", type=int, default=100_000)
     args = parser.parse_args()
 
     model_dir = pack_dir(PACK)
@@ -66,8 +65,9 @@ def main() -> None:
                     "dtype=float32",
                     "--batch-size",
                     str(args.batch_size),
+                    # lm_eval's CLI has no option for it and uses 100,000.
                     "--bootstrap-iters",
-                    str(args.bootstrap_iters),
+                    "100000",
                     "--no-cache",
                     "--store",
                     store,
@@ -89,8 +89,6 @@ def main() -> None:
                     str(BASICS),
                     "--batch_size",
                     str(args.batch_size),
-                    "--bootstrap_iters",
-                    str(args.bootstrap_iters),
                     "--output_path",
                     str(out),
                     *limit,

@@ -119,20 +119,15 @@ def _evaluate(
     status: str = "complete",
     error: str | None = None,
 ) -> RunRecord:
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
+    from bench.engine.harness import run_lm_eval
 
     begin = time.perf_counter()
-    results = simple_evaluate(
-        model=backend,
-        tasks=[t.task for t in tasks],
-        # The tasks come built; without a manager of its own, simple_evaluate would index
-        # lm-eval's ~14,700 task files only to pass the built tasks through.
-        task_manager=TaskManager(include_defaults=False),
+    results = run_lm_eval(
+        backend,
+        [t.task for t in tasks],
         num_fewshot=settings.num_fewshot,
         limit=None if samples else settings.limit,
         samples=samples,
-        log_samples=True,
         apply_chat_template=settings.apply_chat_template,
         # The lm_eval CLI turns multi-turn few-shot on only together with a chat template.
         fewshot_as_multiturn=settings.apply_chat_template,
