@@ -79,17 +79,23 @@ def lm_eval_scores(out_dir: Path) -> dict[tuple[str, str, str], tuple[float, flo
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """The machine's float32 matrix-multiply rate (FLOP/s), best of a few n x n products,
-    with torch's default thread count (what the backend uses)."""
+    """The machine's float32 matrix-multiply rate (FLOP/s): the best n x n product over a
+    few tries at every thread count (on a busy machine fewer threads can be faster)."""
     import torch
 
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)  # warm-up
+    default = torch.get_num_threads()
     best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
+    try:
+        for threads in range(1, (os.cpu_count() or 1) + 1):
+            torch.set_num_threads(threads)
+            torch.mm(a, b)  # warm-up
+            for _ in range(repeats):
+                start = time.perf_counter()
+                torch.mm(a, b)
+                best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(default)
     return 2 * n**3 / best
 
 
