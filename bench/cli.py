@@ -236,6 +236,9 @@ def run(
 
     Exit codes: 0 done; 1 a server failed (what was finished stays in the store); 2 bad input.
     """
+    from bench.trace import mark
+
+    mark("cli_run")
     from lm_eval.utils import simple_parse_args_string
 
     from bench import api

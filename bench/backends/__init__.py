@@ -9,14 +9,20 @@ from typing import Any
 
 from bench.errors import BadInput
 from bench.records import RunSettings
+from bench.trace import mark
 
 
 def _hf(model_path: Path, settings: RunSettings) -> Any:
     import torch
 
     from bench.backends.hf import HFBackend
+    from bench.backends.threads import choose_cpu_threads
 
     args = {"device": "cuda" if torch.cuda.is_available() else "cpu", **settings.model_args}
+    if str(args["device"]).startswith("cpu"):
+        threads = choose_cpu_threads()
+        if threads:
+            torch.set_num_threads(threads)
     return HFBackend(pretrained=str(model_path), batch_size=settings.batch_size, **args)
 
 
@@ -58,7 +64,10 @@ SERVER_BACKENDS = {"openai"}
 def create_backend(name: str, model_path: Path, settings: RunSettings) -> Any:
     if name not in BACKENDS:
         raise BadInput(f"unknown backend '{name}'; available: {', '.join(BACKENDS)}")
-    return BACKENDS[name](model_path, settings)
+    mark("model_load_start")
+    backend = BACKENDS[name](model_path, settings)
+    mark("model_loaded")
+    return backend
 
 
 SECRET_ARG = re.compile(r"(^|_)(key|token|secret|password)$", re.IGNORECASE)

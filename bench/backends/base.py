@@ -21,6 +21,7 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
 
 from bench.backends.timing import RequestLog, RequestTiming
+from bench.trace import mark
 
 TokenPair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
 Scored = tuple[float, bool, RequestTiming]  # (log-probability, greedy?, timing)
@@ -167,6 +168,7 @@ class TimedLM(TemplateLM):
 
     def _todo(self, requests: list[Instance], request_type: str) -> list[int]:
         """Indices of the requests the cache cannot answer."""
+        mark("first_request", once=True)
         reused = self.timings.reuse(requests, request_type)
         return [i for i in range(len(requests)) if i not in reused]
 

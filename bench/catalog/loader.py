@@ -20,6 +20,7 @@ from bench.catalog.validate import (
     function_tags,
     task_yaml_files,
 )
+from bench.trace import mark
 
 BUILTIN = "lm-eval"
 
@@ -197,4 +198,5 @@ def load_tasks(
                 output_type=task.OUTPUT_TYPE,
             )
         )
+    mark("tasks_loaded")
     return loaded

@@ -230,19 +230,15 @@ def _evaluate(
 def _simple_evaluate(
     lm, tasks: list[LoadedTask], settings: RunSettings, samples: dict | None = None
 ) -> dict:
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
+    """lm-eval's evaluation of the built tasks, set up as its simple_evaluate does."""
+    from bench.engine.harness import run_lm_eval
 
-    return simple_evaluate(
-        model=lm,
-        tasks=[t.task for t in tasks],
-        # The tasks are built already; without this lm-eval indexes its ~14,700 built-in
-        # task files again on every call (4 s idle, over 30 s on a busy machine).
-        task_manager=TaskManager(include_defaults=False),
+    return run_lm_eval(
+        lm,
+        [t.task for t in tasks],
         num_fewshot=settings.num_fewshot,
         limit=None if samples else settings.limit,
         samples=samples,
-        log_samples=True,
         apply_chat_template=settings.apply_chat_template,
         # The lm_eval CLI turns multi-turn few-shot on only together with a chat template.
         fewshot_as_multiturn=settings.apply_chat_template,

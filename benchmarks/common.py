@@ -1,0 +1,122 @@
+"""Helpers the benchmark scripts share: environment, the SmolLM2 pack, runs, figures.
+
+Scripts print figures; none of them asserts a time. Absolute times on a shared 2-core
+machine are noisy, so every script compares within one run of itself and prints the
+machine's load average next to its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BASICS = REPO / "tasks" / "basics"
+DEFAULT_TASKS = ["basics_facts", "basics_arith", "basics_prose"]
+PACK = "smollm2-135m-instruct"
+
+# Same as the tests and the Makefile: hubs are unreachable, everything is local.
+ENV = {
+    **os.environ,
+    "PYTHONPATH": str(REPO),
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+os.environ.update({k: ENV[k] for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")})
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+sys.path.insert(0, str(REPO))
+
+
+def pack_dir(name: str = PACK) -> Path:
+    from bench.models.packs import materialize
+
+    return materialize(name)
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def timed(cmd: list[str], cwd: Path = REPO, env: dict | None = None) -> float:
+    """Wall seconds of a subprocess, from just before it starts to its exit."""
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:4])} ... failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return wall
+
+
+def bench_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench.cli", *args]
+
+
+def bench_scores(store_url: str) -> dict[tuple[str, str, str], tuple[float, float | None]]:
+    from bench.store.export import export_metrics
+    from bench.store.store import open_store
+
+    rows = json.loads(export_metrics(open_store(store_url), "json"))
+    return {(r["task"], r["metric"], r["filter"]): (r["value"], r["stderr"]) for r in rows}
+
+
+def lm_eval_scores(out_dir: Path) -> dict[tuple[str, str, str], tuple[float, float | None]]:
+    (result_file,) = out_dir.rglob("results_*.json")
+    scores = {}
+    for task, values in json.loads(result_file.read_text())["results"].items():
+        for key, value in values.items():
+            if "," in key and "_stderr" not in key:
+                metric, filt = key.split(",", 1)
+                stderr = values.get(f"{metric}_stderr,{filt}")
+                scores[(task, metric, filt)] = (value, None if stderr == "N/A" else stderr)
+    return scores
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """The machine's float32 matrix-multiply rate (FLOP/s): the best n x n product over a
+    few tries at every thread count (on a busy machine fewer threads can be faster)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    default = torch.get_num_threads()
+    best = float("inf")
+    try:
+        for threads in range(1, (os.cpu_count() or 1) + 1):
+            torch.set_num_threads(threads)
+            torch.mm(a, b)  # warm-up
+            for _ in range(repeats):
+                start = time.perf_counter()
+                torch.mm(a, b)
+                best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(default)
+    return 2 * n**3 / best
+
+
+def parameter_count(model_dir: Path) -> int:
+    """Parameters stored in the folder's safetensors files (read from their headers)."""
+    from safetensors import safe_open
+
+    total = 0
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as handle:
+            for name in handle.keys():
+                total += _numel(handle.get_slice(name).get_shape())
+    return total
+
+
+def _numel(shape: list[int]) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,132 @@
+"""End to end: `bench run` against the `lm_eval` CLI on the same work, and their scores.
+
+Both run the SmolLM2 pack with the hf backend in float32 on the default suite's tasks,
+batch size 8, lm-eval's 100,000 bootstrap resamples, each from a fresh process. bench
+gets a fresh store per round and --no-cache, so its request cache cannot help. The two
+alternate (bench first in even rounds, lm_eval first in odd ones) so that a load change
+on the machine hits both alike. Prints each wall time, the median ratio, and every
+metric and stderr side by side; scores must be bitwise identical.
+
+    python benchmarks/vs_lm_eval.py [--rounds 3] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from common import (
+    BASICS,
+    DEFAULT_TASKS,
+    PACK,
+    bench_cmd,
+    bench_scores,
+    lm_eval_scores,
+    load_average,
+    median,
+    pack_dir,
+    timed,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args()
+
+    model_dir = pack_dir(PACK)
+    lm_eval = str(Path(sys.executable).with_name("lm_eval"))
+    limit = ["--limit", str(args.limit)] if args.limit else []
+    work = Path(tempfile.mkdtemp(prefix="bench-vs-lm-eval-"))
+    print(f"model {PACK} ({model_dir}), tasks {args.tasks}, batch {args.batch_size}, hf, float32")
+    print(f"before: {load_average()}")
+
+    walls: dict[str, list[float]] = {"bench": [], "lm_eval": []}
+    scores: dict[str, dict] = {}
+    for round_ in range(args.rounds):
+        store = f"sqlite:///{work / f'bench-{round_}.db'}"
+        out = work / f"lm_eval-{round_}"
+        commands = {
+            "bench": (
+                bench_cmd(
+                    "run",
+                    "--model",
+                    PACK,
+                    "--tasks",
+                    args.tasks,
+                    "--backend",
+                    "hf",
+                    "--model-args",
+                    "dtype=float32",
+                    "--batch-size",
+                    str(args.batch_size),
+                    # lm_eval's CLI has no option for it and uses 100,000.
+                    "--bootstrap-iters",
+                    "100000",
+                    "--no-cache",
+                    "--store",
+                    store,
+                    *limit,
+                ),
+                None,
+            ),
+            # From the task folder, so that relative data_files resolve as bench resolves them.
+            "lm_eval": (
+                [
+                    lm_eval,
+                    "--model",
+                    "hf",
+                    "--model_args",
+                    f"pretrained={model_dir},dtype=float32",
+                    "--tasks",
+                    args.tasks,
+                    "--include_path",
+                    str(BASICS),
+                    "--batch_size",
+                    str(args.batch_size),
+                    "--output_path",
+                    str(out),
+                    *limit,
+                ],
+                BASICS,
+            ),
+        }
+        order = ["bench", "lm_eval"] if round_ % 2 == 0 else ["lm_eval", "bench"]
+        for name in order:
+            cmd, cwd = commands[name]
+            wall = timed(cmd, cwd=cwd) if cwd else timed(cmd)
+            walls[name].append(wall)
+            print(f"round {round_ + 1}: {name:8s} {wall:6.2f} s")
+        scores.setdefault("bench", bench_scores(store))
+        scores.setdefault("lm_eval", lm_eval_scores(out))
+        if bench_scores(store) != scores["bench"] or lm_eval_scores(out) != scores["lm_eval"]:
+            print(f"round {round_ + 1}: scores differ from round 1 (nondeterminism)")
+
+    print(f"after: {load_average()}")
+    b, lm = median(walls["bench"]), median(walls["lm_eval"])
+    print(f"\nmedian wall: bench {b:.2f} s, lm_eval {lm:.2f} s -> bench is {lm / b:.2f}x faster")
+
+    ours, theirs = scores["bench"], scores["lm_eval"]
+    print(f"\n{'task':14s} {'metric':16s} {'filter':12s} {'bench':>22s} {'lm_eval':>22s}")
+    identical = set(ours) == set(theirs)
+    for key in sorted(set(ours) | set(theirs)):
+        mine, other = ours.get(key), theirs.get(key)
+        same = mine == other
+        identical &= same
+        show = [f"{v[0]!r} ± {v[1]!r}" if v else "missing" for v in (mine, other)]
+        print(
+            f"{key[0]:14s} {key[1]:16s} {key[2]:12s} {show[0]:>22s} {show[1]:>22s}"
+            f"{'' if same else '  DIFFERENT'}"
+        )
+    print(f"\nscores identical (values and stderrs, bitwise): {'yes' if identical else 'NO'}")
+    if not identical:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
