@@ -3,8 +3,8 @@
 Run as `python -I -S sandbox_init.py CONFIG_JSON STATUS_FD`, in a new session, with the
 untrusted program on stdin. It imports nothing from `bench` (it runs with -I) and reports
 what isolation it put in place as one JSON line on STATUS_FD before it execs.
-As root: new network and mount namespaces, every mount read-only, a fresh tmpfs as /tmp
-(the working directory), the interpreter's folder made reachable, then a uid of its own
+As root: new network and mount namespaces, every mount read-only, a fresh tmpfs on the
+(empty) working folder the harness made, the interpreter's folder made reachable, then a uid of its own
 with no supplementary groups and no new privileges. Otherwise: a user + network namespace
 where the kernel allows unprivileged ones, and the resource limits.
 """
@@ -53,7 +53,7 @@ def hidden_ancestor(path: str) -> str | None:
     return None
 
 
-def isolate_as_root(uid: int, prefix: str, tmpfs_bytes: int) -> None:
+def isolate_as_root(uid: int, prefix: str, workdir: str, tmpfs_bytes: int) -> None:
     _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     # Read-only everywhere: root could write through permissions, and /tmp is world-writable.
@@ -65,12 +65,13 @@ def isolate_as_root(uid: int, prefix: str, tmpfs_bytes: int) -> None:
             # filesystems are not writable by the sandbox's uid anyway.
             if point == "/":
                 raise
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID, f"size={tmpfs_bytes},mode=0700")
+    # The working folder (empty, made by the harness) becomes its only writable place.
+    mount("tmpfs", workdir, "tmpfs", MS_NOSUID, f"size={tmpfs_bytes},mode=0700")
     hidden = hidden_ancestor(prefix)
     if hidden:
         # The interpreter lives under a folder only root may enter (pyenv under /root):
         # show the sandbox that folder as an empty tmpfs holding only the interpreter.
-        stage = "/tmp/.interpreter"
+        stage = os.path.join(workdir, ".interpreter")
         os.mkdir(stage)
         mount(prefix, stage, None, MS_BIND | MS_REC)
         mount("tmpfs", hidden, "tmpfs", MS_NOSUID, "size=1m,mode=0755")
@@ -80,8 +81,7 @@ def isolate_as_root(uid: int, prefix: str, tmpfs_bytes: int) -> None:
         _check(libc.umount2(stage.encode(), MNT_DETACH), "umount")
         os.rmdir(stage)
         mount(None, hidden, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-    os.chown("/tmp", uid, uid)
-    os.chdir("/tmp")
+    os.chown(workdir, uid, uid)
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)  # a uid of its own: cannot signal the harness, NPROC counts only its own
@@ -103,16 +103,17 @@ def limit(limits: dict) -> None:
 def main() -> None:
     config = json.loads(sys.argv[1])
     status = int(sys.argv[2])
+    workdir = config["workdir"]
     done: dict[str, object] = {}
     try:
         if os.geteuid() == 0:
             uid = config["uid_base"] + os.getpid()
-            isolate_as_root(uid, config["prefix"], config["limits"]["tmpfs_bytes"])
+            isolate_as_root(uid, config["prefix"], workdir, config["limits"]["tmpfs_bytes"])
             done.update(network=True, filesystem=True, uid=uid)
         else:
             done.update(network=libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0)
             done.update(filesystem=False, uid=None)
-            os.chdir(config["workdir"])
+        os.chdir(workdir)
         _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl")
         limit(config["limits"])
     except Exception as err:  # the harness fails the sample and raises: the sandbox is broken
@@ -121,7 +122,7 @@ def main() -> None:
     os.write(status, json.dumps(done).encode())
     os.close(status)
     python = config["python"]
-    env = {"PATH": "/usr/bin:/bin", "HOME": os.getcwd(), "LANG": "C.UTF-8"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
     os.execve(python, [python, "-I", "-S", "-B", "-"], env)
 
 

@@ -20,4 +20,10 @@ SUITES: dict[str, Suite] = {
         models=("smollm2-135m-instruct", "gemma-3-270m"),
         tasks=("basics_facts", "basics_arith", "basics_prose"),
     ),
+    "code": Suite(
+        name="code",
+        description="Both offline model packs on HumanEval (pass@1, completions run sandboxed).",
+        models=("smollm2-135m-instruct", "gemma-3-270m"),
+        tasks=("humaneval",),
+    ),
 }
