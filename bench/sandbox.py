@@ -68,10 +68,8 @@ def _kill_everything(pid: int, uid: int | None) -> None:
                 "-I",
                 "-S",
                 "-c",
-                "import os,signal\nos.setgroups([]);os.setgid({u});os.setuid({u})\n"
-                "try: os.kill(-1, signal.SIGKILL)\nexcept ProcessLookupError: pass".format(
-                    u=uid
-                ),
+                f"import os,signal\nos.setgroups([]);os.setgid({uid});os.setuid({uid})\n"
+                "try: os.kill(-1, signal.SIGKILL)\nexcept ProcessLookupError: pass",
             ],
             check=False,
             timeout=30,

@@ -4,9 +4,9 @@ Run as `python -I -S sandbox_init.py CONFIG_JSON STATUS_FD`, in a new session, w
 untrusted program on stdin. It imports nothing from `bench` (it runs with -I) and reports
 what isolation it put in place as one JSON line on STATUS_FD before it execs.
 As root: new network and mount namespaces, every mount read-only, a fresh tmpfs on the
-(empty) working folder the harness made, the interpreter's folder made reachable, then a uid of its own
-with no supplementary groups and no new privileges. Otherwise: a user + network namespace
-where the kernel allows unprivileged ones, and the resource limits.
+(empty) working folder the harness made, the interpreter's folder made reachable, then a
+uid of its own with no supplementary groups and no new privileges. Otherwise: a user and
+network namespace where the kernel allows unprivileged ones, and the resource limits.
 """
 
 import ctypes
@@ -29,7 +29,7 @@ def _check(result: int, what: str) -> None:
 
 
 def mount(source, target, fstype, flags, data=None) -> None:
-    enc = (lambda s: s.encode() if isinstance(s, str) else s)  # noqa: E731
+    enc = lambda s: s.encode() if isinstance(s, str) else s  # noqa: E731
     _check(libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
 
 

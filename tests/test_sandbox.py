@@ -25,8 +25,7 @@ DOC = PROBLEMS[0]
 FULL = sandbox.run_python("pass").isolation
 needs_root = pytest.mark.skipif(
     not FULL.get("filesystem"),
-    reason="filesystem, network and uid isolation need root here; the sandbox reports "
-    f"{FULL}",
+    reason=f"filesystem, network and uid isolation need root here; the sandbox reports {FULL}",
 )
 
 
@@ -55,7 +54,9 @@ def test_canonical_solutions_pass_164_of_164():
         outcomes = list(
             pool.map(lambda p: humaneval.run_completion(p, p["canonical_solution"]), PROBLEMS)
         )
-    failed = [(p["task_id"], o.status, o.output[-300:]) for p, o in zip(PROBLEMS, outcomes)]
+    failed = [
+        (p["task_id"], o.status, o.output[-300:]) for p, o in zip(PROBLEMS, outcomes, strict=True)
+    ]
     failed = [f for f in failed if f[1] != "passed"]
     assert failed == []
 
@@ -112,14 +113,18 @@ def test_big_file_is_cut_by_the_file_size_limit():
 
 @needs_root
 def test_fork_bomb_fails_and_leaves_no_process():
-    outcome = short(hostile("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"))
+    act = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    outcome = short(hostile(act))
     assert not outcome.passed
     assert live_processes(outcome.isolation["uid"]) == []
 
 
 @needs_root
 def test_setsid_escapee_is_killed_too():
-    act = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\nwhile True:\n    pass"
+    act = (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(600)\n"
+        "while True:\n    pass"
+    )
     outcome = short(hostile(act))
     assert outcome.status == "timeout"
     assert live_processes(outcome.isolation["uid"]) == []

@@ -27,11 +27,11 @@ from bench.errors import BadInput
 
 PREFIX = "bigbench:"
 # Bump when the conversion changes: it is part of the cache key and of the task's hash.
-CONVERTER = "bench-bigbench-1"
+CONVERTER = "bench-bigbench-4"
 # BIG-bench's default for generative answers (json_task.py _DEFAULT_REGEX): the first
 # run of text up to a sentence end or a line break.
 DEFAULT_REGEX = r"[^\.\?\!\;\n]+"
-MAX_GEN_TOKS = 64
+MAX_GEN_TOKS = 32
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ def _json_task_names(root: Path) -> list[str]:
     names = []
     for path in sorted(root.glob("*/task.json")):
         names.append(path.parent.name)
-        names.extend(f"{path.parent.name}:{sub.parent.name}" for sub in path.parent.glob("*/task.json"))
+        names.extend(
+            f"{path.parent.name}:{sub.parent.name}" for sub in path.parent.glob("*/task.json")
+        )
     return names
 
 
@@ -89,7 +91,9 @@ def resolve(name: str) -> list[BigbenchTask]:
     task_json = folder / "task.json"
     if not spec or not task_json.is_file():
         if (folder / "task.py").is_file():
-            raise BadInput(f"{name} is a programmatic BIG-bench task (task.py); only JSON tasks run")
+            raise BadInput(
+                f"{name} is a programmatic BIG-bench task (task.py); only JSON tasks run"
+            )
         close = difflib.get_close_matches(spec, _json_task_names(root), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(PREFIX + c for c in close)}?" if close else ""
         raise BadInput(f"unknown BIG-bench task '{name}'{hint}")
@@ -108,7 +112,9 @@ def _format_input(example: dict, data: dict, seed: int = 42) -> str:
         order = np.random.RandomState(seed=seed).permutation(sorted(scores))
         text = text + choice_prefix + choice_prefix.join(order)
     return (
-        data.get("example_input_prefix", "\nQ: ") + text + data.get("example_output_prefix", "\nA: ")
+        data.get("example_input_prefix", "\nQ: ")
+        + text
+        + data.get("example_output_prefix", "\nA: ")
     )
 
 
@@ -139,6 +145,19 @@ def _rows(data: dict, multiple_choice: bool) -> list[dict]:
     return rows
 
 
+def _stops(data: dict) -> list[str]:
+    """Where generation may end. BIG-bench generates and then cuts at stop_string or takes
+    the first output_regex match, so stopping early must not cut before that match: stop
+    at a blank line or where the model starts the next example's input prefix."""
+    if data.get("stop_string"):
+        return [data["stop_string"]]
+    stops = ["\n\n"]
+    next_input = data.get("example_input_prefix", "\nQ: ").strip()
+    if next_input:
+        stops.append(next_input)
+    return stops
+
+
 def _config(task: BigbenchTask, data: dict, multiple_choice: bool, digest: str) -> dict:
     separator = data.get("few_shot_example_separator", "\n")
     config: dict = {
@@ -153,7 +172,8 @@ def _config(task: BigbenchTask, data: dict, multiple_choice: bool, digest: str) 
         # The output prefix ends the input (often with its space): answers follow directly.
         "target_delimiter": "",
         "fewshot_delimiter": separator,
-        "metadata": {"version": 1.0, "source": str(task.json_path), "task_json_sha256": digest},
+        # No absolute paths here: the content hash must not depend on where it is installed.
+        "metadata": {"version": 1.0, "task_json_sha256": digest},
     }
     if multiple_choice:
         config.update(
@@ -182,7 +202,7 @@ def _config(task: BigbenchTask, data: dict, multiple_choice: bool, digest: str) 
         output_type="generate_until",
         doc_to_target="targets",
         generation_kwargs={
-            "until": [stop] if stop else ["\n"],
+            "until": _stops(data),
             "max_gen_toks": MAX_GEN_TOKS,
             "do_sample": False,
         },
@@ -190,6 +210,22 @@ def _config(task: BigbenchTask, data: dict, multiple_choice: bool, digest: str) 
         metric_list=[{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
     )
     return config
+
+
+class _Dumper(yaml.SafeDumper):
+    """Strings with line breaks as one double-quoted line ("\\nA: "), readable in YAML."""
+
+
+_Dumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style='"' if "\n" in text else None
+    ),
+)
+
+
+def dump_yaml(config: dict) -> str:
+    return yaml.dump(config, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def cache_dir() -> Path:
@@ -221,7 +257,7 @@ def convert(task: BigbenchTask) -> Path:
     (tmp / "test.jsonl").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
     )
-    (tmp / "task.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    (tmp / "task.yaml").write_text(dump_yaml(config), encoding="utf-8")
     # Data first, YAML last: a present task.yaml means a complete conversion.
     (tmp / "test.jsonl").replace(folder / "test.jsonl")
     (tmp / "task.yaml").replace(target)
@@ -238,4 +274,3 @@ def task_names_hint() -> str:
     if root is None:
         return "bigbench:<task> (not installed: pip install --no-deps bigbench)"
     return f"bigbench:<task> ({len(list(root.glob('*/task.json')))} JSON tasks installed)"
-

@@ -166,9 +166,7 @@ def _shipped_tasks(names: list[str]) -> tuple[list[str], dict[str, _Shipped]]:
             for task in bigbench.resolve(name):
                 path = bigbench.convert(task)
                 config = _resolve_data_files(load_yaml(path, resolve_func=False), path.parent)
-                shipped[task.name] = _Shipped(
-                    config, yaml_content_hash(path), str(task.json_path)
-                )
+                shipped[task.name] = _Shipped(config, yaml_content_hash(path), str(task.json_path))
                 expanded.append(task.name)
         elif humaneval.is_humaneval(name):
             config = humaneval.config(name)
@@ -183,7 +181,7 @@ def _shipped_tasks(names: list[str]) -> tuple[list[str], dict[str, _Shipped]]:
 
 def shipped_task_text(name: str) -> str:
     """What `bench tasks show` prints for BIG-bench and HumanEval tasks."""
-    import yaml
+    from bench.catalog.bigbench import dump_yaml
 
     names, shipped = _shipped_tasks([name])
     parts = []
@@ -192,7 +190,7 @@ def shipped_task_text(name: str) -> str:
         config = {k: v for k, v in task.config.items() if not callable(v) and k != "filter_list"}
         parts.append(
             f"# {task_name}\n# source {task.source}\n# content hash {task.content_hash}\n"
-            + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+            + dump_yaml(config)
         )
     return "\n".join(parts)
 
