@@ -146,6 +146,8 @@ def test_three_real_tasks_score_and_match_lm_eval(smollm2_dir, tmp_path):
         f"bigbench:{MC},bigbench:{GEN},bigbench:{SUBTASKS}",
         "--limit",
         str(limit),
+        "--batch-size",
+        "8",
         "--store",
         store,
     )

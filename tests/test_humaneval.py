@@ -30,7 +30,7 @@ def test_smollm2_humaneval_samples_have_a_reproducible_pass_fail(smollm2_dir, tm
     store = f"sqlite:///{tmp_path / 's.db'}"
     ran = run_bench(
         "run", "--model", str(smollm2_dir), "--tasks", "humaneval", "--limit", "3",
-        "--store", store,
+        "--batch-size", "3", "--store", store,
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr[-3000:]
     results = load(store)
