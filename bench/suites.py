@@ -52,6 +52,12 @@ SUITES: dict[str, Suite] = {
             ("bias_pairs",),
         ),
         Suite(
+            "code",
+            "HumanEval (pass@1); the completions run in bench's sandbox.",
+            PACKS,
+            ("humaneval",),
+        ),
+        Suite(
             "leaderboard",
             "The Open LLM Leaderboard (v2) tasks from lm-eval; their data needs hub access.",
             PACKS,

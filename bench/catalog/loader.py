@@ -150,6 +150,58 @@ def refuse_task_code(path: Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Shipped:
+    """A task bench builds itself (BIG-bench JSON, HumanEval): its lm-eval config."""
+
+    config: dict
+    content_hash: str
+    source: str
+
+
+def _shipped_tasks(names: list[str]) -> tuple[list[str], dict[str, _Shipped]]:
+    """Expand `bigbench:` names (a task of subtasks becomes its subtasks) and build the
+    configs of BIG-bench and HumanEval tasks; other names pass through unchanged."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    from bench.catalog import bigbench, humaneval
+
+    expanded: list[str] = []
+    shipped: dict[str, _Shipped] = {}
+    for name in names:
+        if bigbench.is_bigbench(name):
+            for task in bigbench.resolve(name):
+                path = bigbench.convert(task)
+                config = _resolve_data_files(load_yaml(path, resolve_func=False), path.parent)
+                shipped[task.name] = _Shipped(config, yaml_content_hash(path), str(task.json_path))
+                expanded.append(task.name)
+        elif humaneval.is_humaneval(name):
+            config = humaneval.config(name)
+            shipped[name] = _Shipped(
+                config, humaneval.content_hash(config), str(humaneval.data_file())
+            )
+            expanded.append(name)
+        else:
+            expanded.append(name)
+    return list(dict.fromkeys(expanded)), shipped
+
+
+def shipped_task_text(name: str) -> str:
+    """What `bench tasks show` prints for BIG-bench and HumanEval tasks."""
+    from bench.catalog.bigbench import dump_yaml
+
+    names, shipped = _shipped_tasks([name])
+    parts = []
+    for task_name in names:
+        task = shipped[task_name]
+        config = {k: v for k, v in task.config.items() if not callable(v) and k != "filter_list"}
+        parts.append(
+            f"# {task_name}\n# source {task.source}\n# content hash {task.content_hash}\n"
+            + dump_yaml(config)
+        )
+    return "\n".join(parts)
+
+
 def load_tasks(
     names: list[str], include_paths: list[Path] | None = None, trust_code: bool = False
 ) -> list[LoadedTask]:
@@ -164,11 +216,12 @@ def load_tasks(
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"include path {folder} is not a folder")
+    names, shipped = _shipped_tasks(names)
     local = _local_task_files(folders)
-    need_builtin = any(name not in local for name in names)
+    need_builtin = any(name not in local and name not in shipped for name in names)
     manager = TaskManager(include_path=[str(f) for f in folders], include_defaults=need_builtin)
     for name in names:
-        if name not in local and name not in manager.all_tasks:
+        if name not in local and name not in shipped and name not in manager.all_tasks:
             known = list(local) + manager.all_tasks
             raise UnknownTaskError(name, difflib.get_close_matches(name, known, n=3, cutoff=0.6))
 
@@ -177,24 +230,42 @@ def load_tasks(
         path = local.get(name)
         if path is not None and not trust_code:
             refuse_task_code(path)
-        spec = (
-            _resolve_data_files(load_yaml(path, resolve_func=True), path.parent) if path else name
-        )
+        if name in shipped:  # our own code: trusted
+            spec = shipped[name].config
+            path = None
+        else:
+            spec = (
+                _resolve_data_files(load_yaml(path, resolve_func=True), path.parent)
+                if path
+                else name
+            )
         try:
             built.update(manager.load([spec])["tasks"])
         except Exception as err:  # lm-eval raises many kinds; all mean "cannot build it here"
-            where = str(path) if path else "lm-eval built-in task"
+            where = (
+                shipped[name].source
+                if name in shipped
+                else str(path)
+                if path
+                else "lm-eval built-in task"
+            )
             raise TaskLoadError(f"task '{name}' ({where}) could not be built: {err}") from err
 
     loaded = []
     for task_name, task in built.items():
         path = local.get(task_name)
+        if task_name in shipped:
+            content_hash, source = shipped[task_name].content_hash, shipped[task_name].source
+        elif path:
+            content_hash, source = yaml_content_hash(path), str(path)
+        else:
+            content_hash, source = builtin_content_hash(task), BUILTIN
         loaded.append(
             LoadedTask(
                 name=task_name,
                 task=task,
-                content_hash=yaml_content_hash(path) if path else builtin_content_hash(task),
-                source=str(path) if path else BUILTIN,
+                content_hash=content_hash,
+                source=source,
                 output_type=task.OUTPUT_TYPE,
             )
         )
