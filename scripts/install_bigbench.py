@@ -1,0 +1,58 @@
+"""Install BIG-bench's task files: the `bigbench` sdist, without its dependencies.
+
+`pip install --no-deps bigbench` fails with pip >= 25 ("Distributions from PyPI cannot
+declare direct URL dependencies": its setup.py names a bleurt zip), although none of its
+dependencies is needed to read the task.json files. pip accepts the same sdist as a local
+file, so this fetches it once (358 MB) into bench's cache, checks its sha256, and installs
+it from there. Usage: python scripts/install_bigbench.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+VERSION = "1.0.0"
+SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(target: Path) -> None:
+    with urllib.request.urlopen(f"https://pypi.org/pypi/bigbench/{VERSION}/json") as reply:
+        files = json.load(reply)["urls"]
+    (sdist,) = [f for f in files if f["packagetype"] == "sdist"]
+    partial = target.with_suffix(".part")
+    with urllib.request.urlopen(sdist["url"]) as reply, partial.open("wb") as out:
+        shutil.copyfileobj(reply, out, 1 << 20)
+    partial.rename(target)
+
+
+def main() -> None:
+    cache = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench")) / "downloads"
+    cache.mkdir(parents=True, exist_ok=True)
+    archive = cache / f"bigbench-{VERSION}.tar.gz"
+    if not archive.exists() or sha256(archive) != SHA256:
+        print(f"downloading bigbench {VERSION} (358 MB) to {archive}", flush=True)
+        fetch(archive)
+    if sha256(archive) != SHA256:
+        archive.unlink()
+        sys.exit(f"bigbench-{VERSION}.tar.gz does not have the expected sha256; removed it")
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", str(archive)]
+    subprocess.run(pip, check=True)
+
+
+if __name__ == "__main__":
+    main()
