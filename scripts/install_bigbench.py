@@ -31,9 +31,14 @@ def sha256(path: Path) -> str:
 
 
 def fetch(target: Path) -> None:
-    with urllib.request.urlopen(f"https://pypi.org/pypi/bigbench/{VERSION}/json") as reply:
-        files = json.load(reply)["urls"]
-    (sdist,) = [f for f in files if f["packagetype"] == "sdist"]
+    # The index's JSON form (PEP 691): reachable wherever pip's index is.
+    index = urllib.request.Request(
+        "https://pypi.org/simple/bigbench/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    )
+    with urllib.request.urlopen(index) as reply:
+        files = json.load(reply)["files"]
+    (sdist,) = [f for f in files if f["filename"] == f"bigbench-{VERSION}.tar.gz"]
     partial = target.with_suffix(".part")
     with urllib.request.urlopen(sdist["url"]) as reply, partial.open("wb") as out:
         shutil.copyfileobj(reply, out, 1 << 20)
