@@ -164,4 +164,4 @@ def test_changing_one_data_row_changes_the_hash_and_marks_older_results(tmp_path
     hash_line = [line for line in before.splitlines() if "content hash" in line]
     assert hash_line and hash_line[0] not in after
     assert "†" in board()
-    assert "†" in (tmp_path / "r" / "index.html").read_text()
+    assert "†" in (tmp_path / "r" / "site" / "index.html").read_text()
