@@ -28,6 +28,7 @@ from bench.records import (
 )
 from bench.report.leaderboard import EVERYTHING, Selection, write_markdown
 from bench.store.cache import RequestCache
+from bench.store.export import encode_json
 from bench.store.probes import write_probe
 from bench.store.store import open_store, store_url, write_run
 
@@ -249,6 +250,6 @@ def report(
             frame.to_csv(out_dir / "leaderboard.csv", index=False)
             written.append(out_dir / "leaderboard.csv")
         if "json" in formats:
-            (out_dir / "leaderboard.json").write_text(frame.to_json(orient="records", indent=2))
+            (out_dir / "leaderboard.json").write_bytes(encode_json(frame))
             written.append(out_dir / "leaderboard.json")
     return written

@@ -57,7 +57,12 @@ def export_table(engine: Engine, what: str, fmt: str) -> bytes:
         return buffer.getvalue()
     if fmt == "csv":
         return frame.to_csv(index=False).encode()
-    # Through Python floats, not DataFrame.to_json, which rounds to 10 digits.
+    return encode_json(frame, fmt)
+
+
+def encode_json(frame, fmt: str = "json") -> bytes:
+    """JSON (a list) or JSON lines, through Python floats: DataFrame.to_json rounds to 10
+    decimal places, which loses all but a few digits of small figures (costs per token)."""
     records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
     if fmt == "jsonl":
         return "".join(json.dumps(r, default=str) + "\n" for r in records).encode()
