@@ -28,9 +28,15 @@ RAY = shutil.which("ray", path=str(Path(sys.executable).parent))
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A real Ray head node on 127.0.0.1 with two CPUs and a small object store."""
+    """A real Ray head node on this machine with two CPUs and a small object store."""
     if RAY is None:
         pytest.skip("ray is not installed (pip install -e '.[ray]')")
+    from ray._private.services import get_node_ip_address
+
+    # Ray's driver rewrites 127.0.0.1 to the node's own address (loopback where the machine
+    # has no route out, its interface's address where it has one); the head must listen
+    # where the driver will look, or `--ray-address 127.0.0.1:P` cannot connect.
+    node_ip = get_node_ip_address()
     port = free_port()
     # A short folder of our own (Ray's socket paths must stay short); every process of
     # this cluster names it, so teardown stops exactly these.
@@ -45,7 +51,7 @@ def ray_cluster():
         "start",
         "--head",
         "--node-ip-address",
-        "127.0.0.1",
+        node_ip,
         "--port",
         str(port),
         "--num-cpus",
@@ -60,7 +66,7 @@ def ray_cluster():
     ]
     try:
         subprocess.run(start, check=True, env=env, capture_output=True, timeout=180)
-        yield f"127.0.0.1:{port}"
+        yield f"{node_ip}:{port}"
     finally:
         _stop_cluster(temp)
         shutil.rmtree(temp, ignore_errors=True)
