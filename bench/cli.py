@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -83,6 +84,31 @@ def _fail(message: str, code: int = 2) -> None:
     one_line = " ".join(message.split())
     console.print(f"[red]error:[/red] {escape(one_line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def _reported_errors():
+    """Bad input (exit 2) and failures mid-run (exit 1) as one line each, no traceback."""
+    from bench.catalog.loader import TaskLoadError, UnknownTaskError
+    from bench.catalog.validate import TaskYamlError
+    from bench.errors import BadInput, RunFailed
+    from bench.models.packs import PackError
+    from bench.models.resolve import UnknownModelError
+
+    try:
+        yield
+    except (
+        UnknownModelError,
+        UnknownTaskError,
+        TaskLoadError,
+        TaskYamlError,
+        PackError,
+        FileNotFoundError,
+        BadInput,
+    ) as err:
+        _fail(str(err))
+    except RunFailed as err:
+        _fail(str(err), code=1)
 
 
 def _split(value: str | None) -> list[str]:
@@ -243,11 +269,6 @@ def run(
 
     from bench import api
     from bench.backends import BACKENDS
-    from bench.catalog.loader import TaskLoadError, UnknownTaskError
-    from bench.catalog.validate import TaskYamlError
-    from bench.errors import BadInput, RunFailed
-    from bench.models.packs import PackError
-    from bench.models.resolve import UnknownModelError
     from bench.records import ExecutorOptions, RunPlan, RunSettings
     from bench.suites import SUITES
 
@@ -286,7 +307,7 @@ def run(
     options = ExecutorOptions(
         kind=executor, address=ray_address, shard_size=shard_size or None, replicas=replicas
     )
-    try:
+    with _reported_errors():
         if dry_run:
             _print_units(api.plan_units(plan, options), options)
             return
@@ -296,18 +317,6 @@ def run(
             lambda msg: console.print(f"[dim]{escape(msg)}[/dim]", soft_wrap=True),
             options,
         )
-    except (
-        UnknownModelError,
-        UnknownTaskError,
-        TaskLoadError,
-        TaskYamlError,
-        PackError,
-        FileNotFoundError,
-        BadInput,
-    ) as err:
-        _fail(str(err))
-    except RunFailed as err:
-        _fail(str(err), code=1)
     for record in records:
         m = record.manifest
         console.print(
@@ -703,12 +712,7 @@ def probe(
 
     from bench import api
     from bench.backends import BACKENDS
-    from bench.catalog.loader import TaskLoadError, UnknownTaskError
-    from bench.catalog.validate import TaskYamlError
-    from bench.errors import BadInput, RunFailed
     from bench.metrics.latency import LatencySummary
-    from bench.models.packs import PackError
-    from bench.models.resolve import UnknownModelError
     from bench.records import RunPlan, RunSettings
 
     if backend not in BACKENDS:
@@ -732,20 +736,8 @@ def probe(
             concurrency_levels, request_rate, output_len, num_prompts, slo, warmup, seed
         ),
     )
-    try:
+    with _reported_errors():
         records = api.probe(plan, store, lambda msg: console.print(f"[dim]{msg}[/dim]"))
-    except (
-        UnknownModelError,
-        UnknownTaskError,
-        TaskLoadError,
-        TaskYamlError,
-        PackError,
-        FileNotFoundError,
-        BadInput,
-    ) as err:
-        _fail(str(err))
-    except RunFailed as err:
-        _fail(str(err), code=1)
     for record in records:
         for level in record.levels:
             summary = LatencySummary.from_dict(level.summary)
