@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
-from bench.catalog.loader import load_tasks
+from bench.catalog.loader import LoadedTask, load_tasks
 from bench.distributed.units import Resources, WorkUnit, doc_count, split_units, worker_resources
 from bench.engine.environment import hardware
 from bench.engine.evaluate import PartialRun, evaluate
@@ -26,11 +27,13 @@ from bench.records import (
     RunPlan,
     RunRecord,
 )
-from bench.report.leaderboard import EVERYTHING, Selection, write_markdown
 from bench.store.cache import RequestCache
 from bench.store.export import encode_json
 from bench.store.probes import write_probe
 from bench.store.store import open_store, store_url, write_run
+
+if TYPE_CHECKING:  # reports import pandas and matplotlib: only `report` needs them
+    from bench.report.leaderboard import Selection
 
 LOCAL = ExecutorOptions()  # run in this process
 
@@ -43,7 +46,7 @@ def run(
 ) -> list[RunRecord]:
     """Evaluate every model of the plan on its tasks; each run lands in the store whole."""
     # Everything that can be wrong with the input is found before the store is touched.
-    units = plan_units(plan, executor)
+    tasks, units = _check_plan(plan, executor)
     profile = _profile_name(plan)
     if plan.latency is not None:
         if executor.kind != "local":
@@ -70,13 +73,18 @@ def run(
             progress,
         )
     records = []
+    built = [tasks]  # the first evaluation takes the tasks built for the checks
     for model in models:
         progress(f"evaluating {model.name} on {', '.join(plan.tasks)}")
         # Fresh Task objects per evaluation: lm-eval keeps per-run state on them.
         try:
             record = evaluate(
                 model,
-                lambda: load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code),
+                lambda: (
+                    built.pop()
+                    if built
+                    else load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code)
+                ),
                 plan.settings,
                 cache=partial(RequestCache, engine) if plan.settings.use_cache else None,
             )
@@ -167,6 +175,13 @@ def plan_units(
 ) -> list[tuple[WorkUnit, Resources | None]]:
     """The plan's work units and what each one's worker reserves (None: this process).
     Checks the input (tasks, model-args, executor options); starts and writes nothing."""
+    return _check_plan(plan, executor)[1]
+
+
+def _check_plan(
+    plan: RunPlan, executor: ExecutorOptions
+) -> tuple[list[LoadedTask], list[tuple[WorkUnit, Resources | None]]]:
+    """plan_units, also returning the tasks it built to check them."""
     if executor.kind not in EXECUTORS:
         raise BadInput(f"unknown executor '{executor.kind}'; use {' or '.join(EXECUTORS)}")
     if executor.kind == "local" and executor.address:
@@ -186,8 +201,8 @@ def plan_units(
     counts = {t.name: doc_count(t.task, plan.settings.limit) for t in tasks}
     if executor.kind == "local":
         # One process runs each model on all its tasks at once.
-        return [(unit, None) for unit in split_units(plan.models, counts, None)]
-    return [
+        return tasks, [(unit, None) for unit in split_units(plan.models, counts, None)]
+    return tasks, [
         (unit, worker_resources(plan.settings, _local_path(unit.model), executor.cpus_per_worker))
         for unit in split_units(plan.models, counts, executor.shard_size)
     ]
@@ -225,14 +240,16 @@ def report(
     store: str | None = None,
     out_dir: Path = Path("reports"),
     formats: tuple[str, ...] = ("md", "html"),
-    selection: Selection = EVERYTHING,
+    selection: Selection | None = None,
     hardware_file: Path | None = None,
 ) -> list[Path]:
-    """Write the reports in `formats` under out_dir; return their paths. Costs are priced
-    with the hardware profiles as they read now (defaults, user file, `hardware_file`)."""
-    from bench.report.leaderboard import long_frame
+    """Write the reports in `formats` under out_dir (of the runs `selection` picks, all by
+    default); return their paths. Costs are priced with the hardware profiles as they read
+    now (defaults, user file, `hardware_file`)."""
+    from bench.report.leaderboard import EVERYTHING, long_frame, write_markdown
     from bench.report.site import write_site
 
+    selection = selection or EVERYTHING
     unknown = [f for f in formats if f not in REPORT_FORMATS]
     if unknown:
         raise BadInput(f"unknown report format {unknown[0]!r}; use {', '.join(REPORT_FORMATS)}")

@@ -3,7 +3,7 @@
 hf: runs `bench.api.run` in this process (SmolLM2 pack, default suite tasks, fresh store,
 no request cache) while recording every batch the backend hands to transformers, then
 replays those batches with plain transformers calls on the same model object: a forward
-pass plus log_softmax per scoring batch, `model.generate` per generation batch (greedy,
+pass (logits of the same positions) plus log_softmax per scoring batch, `model.generate` per generation batch (greedy,
 stopped at the length bench's call reached). Rounds alternate bench and raw.
 
 vllm (with --backend vllm, when `vllm` imports): the same with the vllm backend; the raw
@@ -85,10 +85,12 @@ def replay_hf(model, tokenizer, calls) -> tuple[float, int]:
     seconds, tokens = 0.0, 0
     with torch.no_grad():
         for name, args, kwargs, out in calls:
-            if name == "_model_call":
-                (inps,) = args
+            if name == "_logits_from":
+                inps, first = args
+                # The same positions bench asks for (it skips the output layer elsewhere).
+                keep = torch.arange(first, inps.shape[1]) if first else 0
                 start = time.perf_counter()
-                F.log_softmax(model(inps).logits, dim=-1)
+                F.log_softmax(model(inps, logits_to_keep=keep).logits, dim=-1)
                 seconds += time.perf_counter() - start
                 tokens += inps.numel()
             else:  # _model_generate(context, max_length, stop, **kwargs)
@@ -111,7 +113,7 @@ def measure_hf(args, work: Path, round_: int) -> dict[str, float]:
     from bench.backends.hf import HFBackend
 
     recorder = Recorder()
-    for name in ("_model_call", "_model_generate"):
+    for name in ("_logits_from", "_model_generate"):
         recorder.wrap(HFBackend, name, keep=True)
     for name in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
         recorder.wrap(HFBackend, name, keep=False)

@@ -85,10 +85,10 @@ def test_bench_run_into_postgres(postgres, tmp_path):
 def test_store_is_versioned_by_alembic(store_url):
     from sqlalchemy import text
 
-    from bench.store.migrate import head_revision
+    from bench.store.migrate import HEAD_REVISION, head_revision
 
     engine = open_store(store_url)
     open_store(store_url)  # opening again is a no-op
     with engine.connect() as connection:
         (version,) = connection.execute(text("select version_num from alembic_version")).one()
-    assert version == head_revision() == "0002"
+    assert version == head_revision() == HEAD_REVISION == "0002"

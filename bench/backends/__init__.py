@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,30 @@ from bench.records import RunSettings
 from bench.trace import mark
 
 
+@contextmanager
+def _lean_transformers() -> Iterator[None]:
+    """While the backend's modules import and its model loads: transformers imports
+    scikit-learn (1.6 s here) for assisted generation's confidence threshold and
+    scipy.optimize (0.7 s) for object detection losses, neither of which an LLM evaluation
+    uses. Telling it they are absent skips those imports; the flags are restored after."""
+    import transformers.utils
+
+    saved = {n: getattr(transformers.utils, n) for n in LEAN_SKIPS}
+    for name in LEAN_SKIPS:
+        setattr(transformers.utils, name, lambda: False)
+    try:
+        yield
+    finally:
+        for name, check in saved.items():
+            setattr(transformers.utils, name, check)
+
+
+LEAN_SKIPS = ("is_sklearn_available", "is_scipy_available")
+
+
 def _hf(model_path: Path, settings: RunSettings) -> Any:
     import torch
 
-    from bench.backends.hf import HFBackend
     from bench.backends.threads import choose_cpu_threads
 
     args = {"device": "cuda" if torch.cuda.is_available() else "cpu", **settings.model_args}
@@ -23,7 +44,11 @@ def _hf(model_path: Path, settings: RunSettings) -> Any:
         threads = choose_cpu_threads()
         if threads:
             torch.set_num_threads(threads)
-    return HFBackend(pretrained=str(model_path), batch_size=settings.batch_size, **args)
+    # The model's own modules import during the load, so the load is inside too.
+    with _lean_transformers():
+        from bench.backends.hf import HFBackend
+
+        return HFBackend(pretrained=str(model_path), batch_size=settings.batch_size, **args)
 
 
 def _vllm(model_path: Path, settings: RunSettings) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import sys
 
 PACKAGES = ("bench", "lm_eval", "torch", "transformers", "datasets", "accelerate")
 
@@ -46,9 +47,35 @@ def hardware() -> dict[str, str | int | float]:
         "memory_gib": _memory_gib(),
         "os": platform.platform(),
     }
-    import torch
-
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["gpu_count"] = torch.cuda.device_count()
+    names = _gpu_names()
+    if names:
+        info["gpu"] = names[0]
+        info["gpu_count"] = len(names)
     return info
+
+
+def _gpu_names() -> list[str]:
+    """Names of the visible GPUs. torch answers once a backend has imported it; before
+    that NVML does, so a run does not pay torch's import (2 s) before its model load."""
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if not torch.cuda.is_available():
+            return []
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    try:
+        import pynvml  # nvidia-ml-py; optional
+
+        pynvml.nvmlInit()
+    except Exception:  # not installed, no driver, no GPU
+        return []
+    try:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        indices = range(pynvml.nvmlDeviceGetCount())
+        if visible is not None:
+            indices = [int(i) for i in visible.split(",") if i.strip().isdigit()]
+        names = [pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in indices]
+        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    except Exception:
+        return []
+    finally:
+        pynvml.nvmlShutdown()

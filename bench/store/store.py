@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-import pandas as pd
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -15,6 +15,10 @@ from sqlalchemy.orm import Session
 from bench.records import RunRecord
 from bench.store.migrate import upgrade
 from bench.store.schema import Metric, RequestTiming, Run, RunTask, Sample
+
+if TYPE_CHECKING:  # pandas costs 0.4 s to import; only readers need it
+    import pandas as pd
+
 
 DEFAULT_STORE = "sqlite:///results/bench.db"
 
@@ -109,9 +113,15 @@ def _without(obj, *names: str) -> dict:
     return {k: v for k, v in dataclasses.asdict(obj).items() if k not in names}
 
 
+def read_sql(query, connection) -> pd.DataFrame:
+    import pandas
+
+    return pandas.read_sql(query, connection)
+
+
 def read_table(engine: Engine, table) -> pd.DataFrame:
     with engine.connect() as connection:
-        return pd.read_sql(select(table), connection)
+        return read_sql(select(table), connection)
 
 
 def metrics_frame(engine: Engine) -> pd.DataFrame:
@@ -130,4 +140,4 @@ def metrics_frame(engine: Engine) -> pd.DataFrame:
             Run.hardware,
             Run.hardware_profile,
         ).join(Run, Run.run_id == Metric.run_id)
-        return pd.read_sql(query, connection)
+        return read_sql(query, connection)
