@@ -38,12 +38,12 @@ class Recorder:
         self.calls: list[tuple[str, tuple, dict, object]] = []
         self.seconds: dict[str, float] = {}
         self.instance = None
-        self.wrapped: list[tuple[type, str]] = []
+        self.wrapped: list[tuple[type, str, object]] = []
 
     def wrap(self, cls, name: str, keep: bool) -> None:
         original = getattr(cls, name)
         recorder = self
-        self.wrapped.append((cls, name))
+        self.wrapped.append((cls, name, cls.__dict__.get(name)))
 
         def wrapper(self, *args, **kwargs):
             recorder.instance = self
@@ -57,8 +57,11 @@ class Recorder:
         setattr(cls, name, wrapper)
 
     def unwrap(self) -> None:
-        for cls, name in self.wrapped:
-            delattr(cls, name)  # the inherited method shows through again
+        for cls, name, own in self.wrapped:
+            if own is None:
+                delattr(cls, name)  # the inherited method shows through again
+            else:
+                setattr(cls, name, own)
         self.wrapped = []
 
 

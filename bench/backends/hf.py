@@ -21,6 +21,17 @@ from tqdm import tqdm
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, batches
 from bench.backends.timing import RequestTiming, split_time
 
+# MKL multiplies matrices of fewer than 12 rows with other kernels (a different order of
+# additions: other last bits); from 12 rows on a row's result does not depend on how many
+# rows are multiplied with it. 16 keeps a margin.
+MIN_OUTPUT_ROWS = 16
+
+
+def kept_from(needed: int, rows: int, width: int) -> int:
+    """First position whose logits a batch computes: `needed` or earlier, so that the
+    output layer still multiplies at least MIN_OUTPUT_ROWS rows (bitwise lm-eval's)."""
+    return max(0, min(needed, width - -(-MIN_OUTPUT_ROWS // rows)))
+
 
 class HFBackend(TimedLM, HFLM):
     """lm-eval `LM` over transformers, with per-request timing in `self.timings`."""
@@ -63,7 +74,8 @@ class HFBackend(TimedLM, HFLM):
             for r, inp in enumerate(batch):
                 padded[r, : len(inp)] = torch.tensor(inp, dtype=torch.long)
             # Only positions that some row's continuation is read from.
-            first = min(len(inp) - max(len(pairs[i][1]) for i in rows[inp]) for inp in batch)
+            needed = min(len(inp) - max(len(pairs[i][1]) for i in rows[inp]) for inp in batch)
+            first = kept_from(needed, len(batch), width)
             start = time.perf_counter()
             logprobs = F.log_softmax(
                 self._logits_from(padded.to(self.device), first), dim=-1, dtype=self.softmax_dtype
@@ -98,8 +110,9 @@ class HFBackend(TimedLM, HFLM):
 
     def _logits_from(self, inputs: torch.Tensor, first: int) -> torch.Tensor:
         """Logits of positions `first`.. only. The output layer is a fifth of a small
-        model's arithmetic and most positions of a scored row are context; its rows come
-        out bitwise the same as from the full matrix (checked in tests/test_parity.py)."""
+        model's arithmetic and most positions of a scored row are context; with enough
+        rows (kept_from) they come out bitwise as from the full matrix, which
+        tests/test_hf_speedups.py checks."""
         if not self._keeps_positions or first == 0:
             return self._model_call(inputs)[:, first:]
         keep = torch.arange(first, inputs.shape[1], device=inputs.device)

@@ -1,0 +1,90 @@
+"""The hf backend's speed-ups keep lm-eval's numbers: scoring reads logits of the needed
+positions only and must give the very bits of the full forward pass; the lean import of
+transformers must leave its flags as they were; detecting hardware must not import torch."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.backends import create_backend
+from bench.backends.hf import MIN_OUTPUT_ROWS, kept_from
+from bench.records import RunSettings
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def backend(smollm2_dir):
+    import transformers.utils
+
+    before = (transformers.utils.is_sklearn_available, transformers.utils.is_scipy_available)
+    lm = create_backend(
+        "hf", smollm2_dir, RunSettings(backend="hf", batch_size=3, model_args={"dtype": "float32"})
+    )
+    after = (transformers.utils.is_sklearn_available, transformers.utils.is_scipy_available)
+    assert after == before  # restored once the model is loaded
+    return lm
+
+
+def test_scored_positions_are_bitwise_those_of_the_full_logits(backend):
+    torch.manual_seed(0)
+    cases = [(3, 18, 14), (3, 40, 1), (1, 25, 24), (2, 9, 8), (8, 30, 29), (5, 12, 11), (1, 5, 4)]
+    for rows, width, needed in cases:
+        first = kept_from(needed, rows, width)
+        assert first <= needed and (rows * (width - first) >= MIN_OUTPUT_ROWS or first == 0)
+        inputs = torch.randint(0, 49000, (rows, width))
+        full = F.log_softmax(backend._model_call(inputs), dim=-1)[:, first:]
+        part = F.log_softmax(backend._logits_from(inputs, first), dim=-1)
+        assert part.shape == full.shape
+        assert torch.equal(part, full)
+
+
+def test_score_pairs_equals_lm_evals_own_loglikelihood(backend):
+    # Contexts and continuations of several lengths, more pairs than one batch, one
+    # duplicated row: bench's loop against HFLM's _loglikelihood_tokens on the same model.
+    texts = [
+        ("Question: What is 2 + 2?\nAnswer:", " 4"),
+        ("Question: What is 2 + 2?\nAnswer:", " four"),
+        ("Question: What is 2 + 2?\nAnswer:", " twenty-two, I think"),
+        ("The capital of France is", " Paris"),
+        ("The capital of France is", " Paris"),
+        ("A long context that goes on and on about nothing in particular, then asks:", " why?"),
+        ("x", " y z"),
+    ]
+    pairs = [backend.encode_request(c, t) for c, t in texts]
+    ours = backend.score_pairs(pairs, "loglikelihood")
+    from lm_eval.models.huggingface import HFLM
+
+    theirs = HFLM._loglikelihood_tokens(
+        backend, [((c, t), ctx, cont) for (c, t), (ctx, cont) in zip(texts, pairs, strict=True)]
+    )
+    for (logprob, greedy, _), (their_logprob, their_greedy) in zip(ours, theirs, strict=True):
+        assert logprob == pytest.approx(their_logprob, abs=1e-6)
+        assert greedy == their_greedy
+    assert ours[3][0] == ours[4][0]
+
+
+def test_lean_import_skips_sklearn_and_scipy(smollm2_dir):
+    code = (
+        "import sys; from pathlib import Path; from bench.backends import create_backend;"
+        "from bench.records import RunSettings;"
+        f"create_backend('hf', Path({str(smollm2_dir)!r}), RunSettings(backend='hf'));"
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_hardware_detection_does_not_import_torch():
+    code = (
+        "import sys; from bench.engine.environment import hardware; info = hardware();"
+        "print('torch' in sys.modules, info['cpu_count'] > 0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "True"]
