@@ -37,7 +37,7 @@ services:
 	   apt-get install -y -q postgresql chromium chromium-driver)
 
 test: setup services
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check .
