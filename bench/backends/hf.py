@@ -112,7 +112,7 @@ class HFBackend(TimedLM, HFLM):
         """Logits of positions `first`.. only. The output layer is a fifth of a small
         model's arithmetic and most positions of a scored row are context; with enough
         rows (kept_from) they come out bitwise as from the full matrix, which
-        tests/test_hf_speedups.py checks."""
+        tests/test_speedups.py checks."""
         if not self._keeps_positions or first == 0:
             return self._model_call(inputs)[:, first:]
         keep = torch.arange(first, inputs.shape[1], device=inputs.device)

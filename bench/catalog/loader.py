@@ -212,6 +212,9 @@ def load_tasks(
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
+    from bench.engine import templates
+
+    templates.install()
     folders = [default_task_dir(), *(include_paths or [])]
     for folder in folders:
         if not folder.is_dir():

@@ -20,7 +20,11 @@ class TaskYamlError(Exception):
         return f"{where}: {self.problem}" + (f" (field '{self.field}')" if self.field else "")
 
 
-class _TolerantLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML was built with it: 10x faster, same nodes and marks.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _TolerantLoader(_SafeLoader):
     """Safe loader that keeps lm-eval's `!function` tags as plain strings (never runs them)."""
 
 
@@ -41,13 +45,16 @@ def _key_lines(document: yaml.Node) -> dict[str, int]:
 def check_task_yaml(path: Path) -> dict:
     """Parse one task YAML and check the fields a task needs; return its mapping."""
     text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=_TolerantLoader)
-        config = yaml.load(text, Loader=_TolerantLoader)
+    loader = _TolerantLoader(text)
+    try:  # one parse: the node tree gives the lines, its construction the mapping
+        node = loader.get_single_node()
+        config = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 1
         raise TaskYamlError(path, line, "", f"YAML syntax error: {err.problem}") from None
+    finally:
+        loader.dispose()
     if not isinstance(config, dict):
         raise TaskYamlError(path, 1, "", "a task YAML must be a mapping of fields")
     lines = _key_lines(node)

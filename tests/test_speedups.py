@@ -1,6 +1,7 @@
-"""The hf backend's speed-ups keep lm-eval's numbers: scoring reads logits of the needed
+"""Speed-ups keep lm-eval's numbers: scoring reads logits of the needed
 positions only and must give the very bits of the full forward pass; the lean import of
-transformers must leave its flags as they were; detecting hardware must not import torch."""
+transformers must leave its flags as they were; detecting hardware must not import torch;
+prompt templates compiled once must render what lm-eval renders."""
 
 import subprocess
 import sys
@@ -88,3 +89,28 @@ def test_hardware_detection_does_not_import_torch():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_cached_templates_render_what_lm_eval_renders():
+    from lm_eval import utils
+
+    from bench.engine import templates
+
+    docs = [
+        {"question": "What is 2 * 4?", "choices": ["8", "6"], "answer": 0},
+        {"question": "Wer schrieb 'Faust'?", "choices": ["Goethe", "Schiller"], "answer": 0},
+    ]
+    sources = [
+        "Question: {{question}}\nAnswer:",
+        "{{choices}}",
+        "{{ question | regex_replace('[0-9]', '#') }}\n",
+        "{% for c in choices %}{{ loop.index }}. {{ c }}\n{% endfor %}",
+    ]
+    for source in sources:
+        for doc in docs:
+            assert templates.render(source, doc) == utils.env.from_string(source).render(**doc)
+    before = templates._compiled.cache_info().hits
+    templates.render(sources[0], docs[0])
+    assert templates._compiled.cache_info().hits == before + 1
+    with pytest.raises(Exception, match="undefined"):  # lm-eval's StrictUndefined is kept
+        templates.render("{{missing}}", docs[0])
