@@ -100,14 +100,19 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
 
 
 def parameter_count(model_dir: Path) -> int:
-    """Parameters stored in the folder's safetensors files (read from their headers)."""
+    """Parameters that do arithmetic for every token: those in the folder's safetensors
+    files (read from their headers) less the token embeddings, which are looked up, not
+    multiplied. The output layer (SmolLM2 ties it to the embeddings) is left out too, as
+    in the usual 2N FLOPs-per-token count: the backends compute it only at the positions
+    they read, so 2 x this x tokens is a lower bound of the arithmetic done."""
     from safetensors import safe_open
 
     total = 0
     for path in sorted(model_dir.glob("*.safetensors")):
         with safe_open(str(path), framework="pt") as handle:
             for name in handle.keys():
-                total += _numel(handle.get_slice(name).get_shape())
+                if not name.endswith(("embed_tokens.weight", "lm_head.weight", "wte.weight")):
+                    total += _numel(handle.get_slice(name).get_shape())
     return total
 
 

@@ -3,8 +3,9 @@
 hf: runs `bench.api.run` in this process (SmolLM2 pack, default suite tasks, fresh store,
 no request cache) while recording every batch the backend hands to transformers, then
 replays those batches with plain transformers calls on the same model object: a forward
-pass (logits of the same positions) plus log_softmax per scoring batch, `model.generate` per generation batch (greedy,
-stopped at the length bench's call reached). Rounds alternate bench and raw.
+pass (logits of the same positions) plus log_softmax per scoring batch, `model.generate`
+per generation batch (greedy, stopped at the length bench's call reached). Rounds
+alternate bench and raw.
 
 vllm (with --backend vllm, when `vllm` imports): the same with the vllm backend; the raw
 replay sends the recorded `LLM.generate` calls again to the same engine, after clearing
@@ -217,7 +218,8 @@ def main() -> None:
     achieved = 2 * params * median([r["tokens"] for r in kept]) / raw
     print(
         f"raw backend: {achieved / 1e9:.1f} GFLOP/s of a measured {peak / 1e9:.1f} GFLOP/s "
-        f"float32 matmul peak = {achieved / peak:.2f} ({params / 1e6:.0f} M parameters)"
+        f"float32 matmul peak = {achieved / peak:.2f} (2 x {params / 1e6:.0f} M non-embedding "
+        "parameters per token: a lower bound)"
     )
 
 
