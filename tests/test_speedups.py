@@ -1,7 +1,8 @@
 """Speed-ups keep lm-eval's numbers: scoring reads logits of the needed
 positions only and must give the very bits of the full forward pass; the lean import of
 transformers must leave its flags as they were; detecting hardware must not import torch;
-prompt templates compiled once must render what lm-eval renders."""
+prompt templates compiled once must render what lm-eval renders; the cached index of
+lm-eval's built-in tasks must equal lm-eval's own."""
 
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from bench.backends import create_backend
 from bench.backends.hf import MIN_OUTPUT_ROWS, kept_from
 from bench.records import RunSettings
-from tests.conftest import REPO
+from tests.conftest import BASICS_TASKS, REPO
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +115,29 @@ def test_cached_templates_render_what_lm_eval_renders():
     assert templates._compiled.cache_info().hits == before + 1
     with pytest.raises(Exception, match="undefined"):  # lm-eval's StrictUndefined is kept
         templates.render("{{missing}}", docs[0])
+
+
+def test_builtin_task_index_is_cached_and_equal_to_lm_evals(tmp_path, monkeypatch):
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._index import TaskIndex
+
+    from bench.catalog import builtin_index
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    walk = TaskIndex.build
+    fresh = TaskManager()  # lm-eval's own walk over its ~14,700 files
+    with builtin_index.cached_builtin_index():
+        first = TaskManager()  # walks once more and writes the cache
+    assert len(list((tmp_path / "lm-eval-index").glob("*.pickle"))) == 1
+    with builtin_index.cached_builtin_index():
+        second = TaskManager(include_path=str(REPO / "tasks" / "basics"))  # from the cache
+    assert TaskIndex.build is walk  # restored
+    for manager in (first, second):
+        assert set(fresh.all_tasks) <= set(manager.all_tasks)
+        assert manager.all_groups == fresh.all_groups and manager.all_tags == fresh.all_tags
+        for name in ("arc_easy", "hellaswag", "mmlu"):
+            ours, theirs = manager.task_index[name], fresh.task_index[name]
+            assert (ours.kind, ours.yaml_path) == (theirs.kind, theirs.yaml_path)
+            assert ours.cfg == theirs.cfg
+    assert first.all_tasks == fresh.all_tasks
+    assert set(second.all_tasks) - set(fresh.all_tasks) == set(BASICS_TASKS)

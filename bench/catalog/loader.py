@@ -212,6 +212,7 @@ def load_tasks(
     from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
+    from bench.catalog.builtin_index import cached_builtin_index
     from bench.engine import templates
 
     templates.install()
@@ -222,10 +223,11 @@ def load_tasks(
     names, shipped = _shipped_tasks(names)
     local = _local_task_files(folders)
     need_builtin = any(name not in local and name not in shipped for name in names)
-    manager = TaskManager(include_path=[str(f) for f in folders], include_defaults=need_builtin)
+    with cached_builtin_index():
+        manager = TaskManager(include_path=[str(f) for f in folders], include_defaults=need_builtin)
     for name in names:
         if name not in local and name not in shipped and name not in manager.all_tasks:
-            known = list(local) + manager.all_tasks
+            known = list(dict.fromkeys([*local, *manager.all_tasks]))
             raise UnknownTaskError(name, difflib.get_close_matches(name, known, n=3, cutoff=0.6))
 
     built: dict[str, Any] = {}
