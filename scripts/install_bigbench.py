@@ -9,7 +9,6 @@ it from there. Usage: python scripts/install_bigbench.py
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,16 +17,10 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from bench.models.packs import sha256_file  # installed before this script runs
+
 VERSION = "1.0.0"
 SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(target: Path) -> None:
@@ -49,10 +42,10 @@ def main() -> None:
     cache = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench")) / "downloads"
     cache.mkdir(parents=True, exist_ok=True)
     archive = cache / f"bigbench-{VERSION}.tar.gz"
-    if not archive.exists() or sha256(archive) != SHA256:
+    if not archive.exists() or sha256_file(archive) != SHA256:
         print(f"downloading bigbench {VERSION} (358 MB) to {archive}", flush=True)
         fetch(archive)
-    if sha256(archive) != SHA256:
+    if sha256_file(archive) != SHA256:
         archive.unlink()
         sys.exit(f"bigbench-{VERSION}.tar.gz does not have the expected sha256; removed it")
     pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", str(archive)]

@@ -30,10 +30,6 @@ def run_lm_eval(
     from lm_eval.tasks import TaskManager
     from lm_eval.utils import set_torch_seed
 
-    from bench.engine import templates
-
-    templates.install()
-
     # simple_evaluate's default seeds, set in its order.
     random.seed(DEFAULT_RANDOM_SEED)
     np.random.seed(DEFAULT_OTHER_SEED)
