@@ -23,7 +23,9 @@ PACK = "smollm2-135m-instruct"
 # Same as the tests and the Makefile: hubs are unreachable, everything is local.
 ENV = {
     **os.environ,
-    "PYTHONPATH": str(REPO),
+    # The repo first; packages installed beside the interpreter's own (pip --target on a
+    # GPU machine) stay reachable.
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
@@ -58,6 +60,10 @@ def bench_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "bench.cli", *args]
 
 
+# As a module, so it runs wherever lm_eval is importable (a venv or PYTHONPATH).
+LM_EVAL_CMD = [sys.executable, "-m", "lm_eval"]
+
+
 def bench_scores(store_url: str) -> dict[tuple[str, str, str], tuple[float, float | None]]:
     from bench.store.export import export_metrics
     from bench.store.store import open_store
@@ -79,10 +85,14 @@ def lm_eval_scores(out_dir: Path) -> dict[tuple[str, str, str], tuple[float, flo
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """The machine's float32 matrix-multiply rate (FLOP/s): the best n x n product over a
-    few tries at every thread count (on a busy machine fewer threads can be faster)."""
+    """The float32 matrix-multiply rate (FLOP/s) of what the hf backend runs on: on a
+    CUDA GPU, the best 8192 x 8192 product (strict float32, as the runs use: no TF32);
+    else the best n x n product over a few tries at every CPU thread count (on a busy
+    machine fewer threads can be faster)."""
     import torch
 
+    if torch.cuda.is_available():
+        return _cuda_matmul_peak(torch, 8192, repeats)
     a, b = torch.randn(n, n), torch.randn(n, n)
     default = torch.get_num_threads()
     best = float("inf")
@@ -96,6 +106,19 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
                 best = min(best, time.perf_counter() - start)
     finally:
         torch.set_num_threads(default)
+    return 2 * n**3 / best
+
+
+def _cuda_matmul_peak(torch, n: int, repeats: int) -> float:
+    a, b = (torch.randn(n, n, device="cuda") for _ in range(2))
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        torch.mm(a, b)
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best
 
 

@@ -4,11 +4,11 @@ Achieved FLOP/s is about 2 x parameters x tokens / time, with parameters the one
 multiply for every token (no token embeddings, no output layer: see
 common.parameter_count), tokens the prompt and completion tokens a run recorded, and time
 either the time its requests spent in the model (the sum of their recorded wall times)
-or the run's whole wall time. The peak is the best float32 rate of a 2048 x 2048 torch
-matrix product on this machine, at any thread count. Tokens are counted per request:
-where several multiple-choice requests share one input row (the hf backend runs it
-once), it counts once per request; the output layer, computed only where it is read,
-is not counted at all. So the figure is approximate both ways.
+or the run's whole wall time. The peak is the best float32 rate of a torch matrix product
+where the runs ran: 2048 x 2048 at any thread count on a CPU, 8192 x 8192 on a CUDA GPU.
+Tokens are counted per request: where several multiple-choice requests share one input
+row (the hf backend runs it once), it counts once per request; the output layer,
+computed only where it is read, is not counted at all. So the figure is approximate both ways.
 
 Without --store, runs `bench run` on the SmolLM2 pack (default suite tasks, hf backend,
 float32, fresh store, no cache) first; with --store URL, reports every run stored there.

@@ -20,6 +20,7 @@ from pathlib import Path
 from common import (
     BASICS,
     DEFAULT_TASKS,
+    LM_EVAL_CMD,
     PACK,
     bench_cmd,
     bench_scores,
@@ -40,7 +41,6 @@ def main() -> None:
     args = parser.parse_args()
 
     model_dir = pack_dir(PACK)
-    lm_eval = str(Path(sys.executable).with_name("lm_eval"))
     limit = ["--limit", str(args.limit)] if args.limit else []
     work = Path(tempfile.mkdtemp(prefix="bench-vs-lm-eval-"))
     print(f"model {PACK} ({model_dir}), tasks {args.tasks}, batch {args.batch_size}, hf, float32")
@@ -78,7 +78,7 @@ def main() -> None:
             # From the task folder, so that relative data_files resolve as bench resolves them.
             "lm_eval": (
                 [
-                    lm_eval,
+                    *LM_EVAL_CMD,
                     "--model",
                     "hf",
                     "--model_args",

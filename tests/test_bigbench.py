@@ -106,7 +106,9 @@ def lm_eval_direct(model_dir: Path, task: str, limit: int, out: Path) -> dict:
     folder = bigbench.convert(loaded).parent
     subprocess.run(
         [
-            str(Path(sys.executable).with_name("lm_eval")),
+            sys.executable,
+            "-m",
+            "lm_eval",
             "--model",
             "hf",
             "--model_args",

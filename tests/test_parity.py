@@ -32,10 +32,11 @@ VARIANTS = {
 
 def lm_eval_scores(model_dir: Path, tasks: list[str], extra: list[str], out: Path) -> dict:
     # Run from the pack folder so relative data_files resolve as bench resolves them.
-    lm_eval = Path(sys.executable).with_name("lm_eval")
     subprocess.run(
         [
-            str(lm_eval),
+            sys.executable,
+            "-m",
+            "lm_eval",
             "--model",
             "hf",
             "--model_args",

@@ -80,6 +80,7 @@ class HFBackend(TimedLM, HFLM):
             logprobs = F.log_softmax(
                 self._logits_from(padded.to(self.device), first), dim=-1, dtype=self.softmax_dtype
             )
+            self._wait_for_device()
             elapsed = time.perf_counter() - start
             shares = split_time(elapsed, [len(inp) for inp in batch])
             for r, inp in enumerate(batch):
@@ -126,6 +127,12 @@ class HFBackend(TimedLM, HFLM):
         ):
             return self.model(inputs, logits_to_keep=keep).logits
 
+    def _wait_for_device(self) -> None:
+        """A GPU runs kernels after the call that queued them returns: wait for them, so
+        that a batch's recorded time is its arithmetic, not its launch."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
     def generate(
         self, prompts: list[str], spec: GenerationSpec, done: Done = None
     ) -> list[tuple[str, RequestTiming]]:
@@ -163,6 +170,7 @@ class HFBackend(TimedLM, HFLM):
             max_length=kwargs.pop("max_length", context_ids.shape[1] + spec.max_gen_toks),
             **kwargs,
         )
+        self._wait_for_device()
         elapsed = time.perf_counter() - start
 
         texts, new_token_counts = [], []
