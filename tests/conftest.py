@@ -15,6 +15,17 @@ BASICS = REPO / "tasks" / "basics"
 BASICS_TASKS = ["basics_facts", "basics_arith", "basics_prose"]
 
 
+def read_table(url: str, table: str):
+    """A store table as a DataFrame."""
+    import pandas as pd
+    from sqlalchemy import text
+
+    from bench.store.store import open_store
+
+    with open_store(url).connect() as connection:
+        return pd.read_sql(text(f"select * from {table}"), connection)
+
+
 def run_bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """The real CLI in a subprocess, as a user runs it."""
     return subprocess.run(

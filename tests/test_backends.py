@@ -15,8 +15,9 @@ import time
 
 import pytest
 
+from bench.metrics.latency import LatencySummary, Timeline, summarize
 from bench.models.packs import PACKS
-from tests.conftest import REPO, run_bench
+from tests.conftest import BASICS, REPO, read_table, run_bench
 from tests.servers import llamacpp_server, vllm_server
 
 pytestmark = pytest.mark.slow
@@ -171,6 +172,50 @@ def test_vllm_in_process_scores_perplexity_close_to_hf(agreement_store):
     )
     assert set(ppl) == {"hf", "vllm"}
     assert abs(ppl["vllm"] - ppl["hf"]) / ppl["hf"] < 1e-4, ppl
+
+
+def test_probe_through_vllm_server_scales_with_concurrency(vllm_srv, tmp_path):
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    result = run_bench(
+        "probe", "--model", "smollm2-135m-instruct", "--tasks", "basics_facts",
+        "--include-path", str(BASICS), "--backend", "openai", "--base-url", vllm_srv.url,
+        "--limit", "8", "--num-prompts", "16", "--output-len", "16",
+        "--concurrency-levels", "1,8", "--slo", "ttft=5000", "--hardware", "cpu-2core",
+        "--store", store,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    levels = read_table(store, "probe_levels").sort_values("level")
+    assert list(levels["concurrency"]) == [1, 8]
+    summaries = [LatencySummary.from_dict(json.loads(s)) for s in levels["summary"]]
+    assert all(s.completed == 16 and s.failed == 0 for s in summaries)
+    # The point of batching: eight in flight serve more tokens per second than one.
+    assert summaries[1].output_throughput > summaries[0].output_throughput
+    assert summaries[1].request_throughput > summaries[0].request_throughput
+
+    requests = read_table(store, "probe_requests")
+    probe = read_table(store, "latency_probes").iloc[0]
+    assert bool(probe["ignore_eos"]) and probe["hardware_profile"] == "cpu-2core"
+    # Fixed output length: vLLM's ignore_eos gives exactly 16 tokens, counted by usage.
+    assert set(requests["completion_tokens"]) == {16}
+    assert set(requests["tokens_counted_by"]) == {"usage"}
+    for level, summary in zip(levels.itertuples(), summaries, strict=True):
+        mine = requests[requests["level"] == level.level]
+        timelines = [
+            Timeline(r.e2e_s, r.completion_tokens, r.ttft_s, tuple(json.loads(r.chunk_times)),
+                     r.prompt_tokens)
+            for r in mine.itertuples()
+        ]  # fmt: skip
+        # The stored summary follows from the stored requests.
+        again = summarize(timelines, level.duration_s, None)
+        assert again.ttft == summary.ttft and again.itl == summary.itl
+        assert summary.goodput is not None
+        assert all(0 < r.ttft_s <= r.e2e_s for r in mine.itertuples())
+
+    report = run_bench("report", "--store", store, "--out", str(tmp_path / "r"))
+    assert report.returncode == 0, report.stderr
+    board = (tmp_path / "r" / "leaderboard.md").read_text()
+    assert "## Latency probes" in board and "concurrency 8" in board
+    assert "Latency probes" in (tmp_path / "r" / "site" / "index.html").read_text()
 
 
 @pytest.mark.parametrize("pack", list(PACKS))

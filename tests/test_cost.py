@@ -145,6 +145,7 @@ def test_profiles_file_errors_and_detection(tmp_path):
         choose_profile("tpu9", {}, profiles)
     assert choose_profile(None, {"cpu_count": 2}, profiles) == "cpu-2core"
     assert choose_profile(None, {"gpu": "NVIDIA H100 80GB HBM3"}, profiles) == "h100"
+    assert choose_profile(None, {"gpu": "NVIDIA H200"}, profiles) == "h200"  # as NVML names it
     assert choose_profile(None, {"gpu": "Some Future GPU"}, profiles) is None
 
 
