@@ -322,7 +322,8 @@ def run(
         console.print(
             f"run {m.run_id}: {m.model.name}, {len(record.samples)} samples, "
             f"{m.wall_s:.1f} s, {m.tokens_per_s:.0f} tokens/s, requests: {m.requests_sent} "
-            f"sent to the model, {m.requests_reused} reused from the store"
+            f"sent to the model, {m.requests_reused} reused from the store",
+            soft_wrap=True,  # one line per run, also in logs
         )
 
 
