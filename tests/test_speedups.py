@@ -68,6 +68,23 @@ def test_score_pairs_equals_lm_evals_own_loglikelihood(backend):
     assert ours[3][0] == ours[4][0]
 
 
+def test_batch_clock_waits_for_the_gpu(monkeypatch):
+    """CUDA queues kernels and returns: a batch's time is read once they have run. No GPU
+    here, so torch.cuda.synchronize is replaced; on a CPU nothing is waited for (the hf runs
+    in these tests take that path for real; README "Performance" has a run on an H200)."""
+    from types import SimpleNamespace
+
+    from bench.backends.hf import HFBackend
+
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: waited.append(device))
+    HFBackend._wait_for_device(SimpleNamespace(device=torch.device("cpu")))
+    assert waited == []
+    gpu = torch.device("cuda", 0)
+    HFBackend._wait_for_device(SimpleNamespace(device=gpu))
+    assert waited == [gpu]
+
+
 def test_lean_import_skips_sklearn_and_scipy(smollm2_dir):
     code = (
         "import sys; from pathlib import Path; from bench.backends import create_backend;"
