@@ -36,7 +36,7 @@ def test_scored_positions_are_bitwise_those_of_the_full_logits(backend):
     for rows, width, needed in cases:
         first = kept_from(needed, rows, width)
         assert first <= needed and (rows * (width - first) >= MIN_OUTPUT_ROWS or first == 0)
-        inputs = torch.randint(0, 49000, (rows, width))
+        inputs = torch.randint(0, 49000, (rows, width)).to(backend.device)
         full = F.log_softmax(backend._model_call(inputs), dim=-1)[:, first:]
         part = F.log_softmax(backend._logits_from(inputs, first), dim=-1)
         assert part.shape == full.shape
