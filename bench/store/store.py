@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -82,17 +82,25 @@ def write_run(engine: Engine, record: RunRecord) -> None:
             )
         )
         session.flush()
-        session.add_all(
-            RunTask(run_id=m.run_id, task=t.name, **_without(t, "name")) for t in m.tasks
-        )
-        session.add_all(
-            Metric(run_id=m.run_id, is_primary=x.primary, **_without(x, "primary"))
-            for x in record.metrics
-        )
-        session.add_all(Sample(run_id=m.run_id, **dataclasses.asdict(s)) for s in record.samples)
-        session.add_all(
-            RequestTiming(run_id=m.run_id, **dataclasses.asdict(r)) for r in record.requests
-        )
+        # Rows as plain executemany INSERTs: building an ORM object per sample and per
+        # request costs ~0.2 ms a row, seconds for a run of tens of thousands of requests.
+        rows = [
+            (RunTask, [_row(m.run_id, t, name="task") for t in m.tasks]),
+            (Metric, [_row(m.run_id, x, primary="is_primary") for x in record.metrics]),
+            (Sample, [_row(m.run_id, s) for s in record.samples]),
+            (RequestTiming, [_row(m.run_id, r) for r in record.requests]),
+        ]
+        for table, values in rows:
+            if values:
+                session.execute(insert(table), values)
+
+
+def _row(run_id: str, obj, **renamed: str) -> dict:
+    """A record's fields as a row of its table: with run_id, some fields renamed."""
+    values = dataclasses.asdict(obj)
+    for field, column in renamed.items():
+        values[column] = values.pop(field)
+    return {"run_id": run_id, **values}
 
 
 def public_url(url: str | None) -> str | None:
@@ -107,10 +115,6 @@ def public_url(url: str | None) -> str | None:
 
 def _public(settings: dict) -> dict:
     return {**settings, "base_url": public_url(settings.get("base_url"))}
-
-
-def _without(obj, *names: str) -> dict:
-    return {k: v for k, v in dataclasses.asdict(obj).items() if k not in names}
 
 
 def read_sql(query, connection) -> pd.DataFrame:
