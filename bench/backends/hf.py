@@ -83,47 +83,27 @@ class HFBackend(TimedLM, HFLM):
             self._wait_for_device()
             elapsed = time.perf_counter() - start
             shares = split_time(elapsed, [len(inp) for inp in batch])
-            owned = [(r, i) for r, inp in enumerate(batch) for i in rows[inp]]
-            scores, greedy = self._read_continuations(logprobs, first, batch, owned, pairs)
-            for (r, i), score, flag in zip(owned, scores, greedy, strict=True):
-                inp, cont = batch[r], pairs[i][1]
-                timing = RequestTiming(
-                    request_type=request_type,
-                    wall_s=shares[r] / len(rows[inp]),
-                    prompt_tokens=len(inp) + 1 - len(cont),
-                    completion_tokens=len(cont),
-                    batch_size=len(batch),
-                )
-                results[i] = (score, flag, timing)
-                if done:
-                    done(i, results[i])
-            progress.update(len(owned))
+            for r, inp in enumerate(batch):
+                owners = rows[inp]
+                for i in owners:
+                    cont = pairs[i][1]
+                    span = logprobs[r, len(inp) - len(cont) - first : len(inp) - first]
+                    target = torch.tensor(cont, dtype=torch.long, device=span.device)
+                    token_lp = span.gather(1, target.unsqueeze(1)).squeeze(1)
+                    greedy = bool((span.argmax(dim=-1) == target).all())
+                    timing = RequestTiming(
+                        request_type=request_type,
+                        wall_s=shares[r] / len(owners),
+                        prompt_tokens=len(inp) + 1 - len(cont),
+                        completion_tokens=len(cont),
+                        batch_size=len(batch),
+                    )
+                    results[i] = (float(token_lp.sum()), greedy, timing)
+                    if done:
+                        done(i, results[i])
+                progress.update(len(owners))
         progress.close()
         return results  # type: ignore[return-value]
-
-    @staticmethod
-    def _read_continuations(
-        logprobs: torch.Tensor,
-        first: int,
-        batch: list[tuple[int, ...]],
-        owned: list[tuple[int, int]],
-        pairs: list[TokenPair],
-    ) -> tuple[list[float], list[bool]]:
-        """Each request's continuation log-probability and greedy flag, computed with
-        HFLM's operations one request at a time (so with its bits), then read in one
-        transfer: reading them one by one would wait for a GPU once per request."""
-        targets = torch.tensor(
-            [token for _, i in owned for token in pairs[i][1]], dtype=torch.long
-        ).to(logprobs.device)
-        sums, flags, offset = [], [], 0
-        for r, i in owned:
-            inp, cont = batch[r], pairs[i][1]
-            span = logprobs[r, len(inp) - len(cont) - first : len(inp) - first]
-            target = targets[offset : offset + len(cont)]
-            offset += len(cont)
-            sums.append(span.gather(1, target.unsqueeze(1)).squeeze(1).sum())
-            flags.append((span.argmax(dim=-1) == target).all())
-        return torch.stack(sums).tolist(), torch.stack(flags).tolist()
 
     @cached_property
     def _keeps_positions(self) -> bool:
