@@ -96,8 +96,10 @@ def write_run(engine: Engine, record: RunRecord) -> None:
 
 
 def _row(run_id: str, obj, **renamed: str) -> dict:
-    """A record's fields as a row of its table: with run_id, some fields renamed."""
-    values = dataclasses.asdict(obj)
+    """A record's fields as a row of its table: with run_id, some fields renamed. The
+    records are flat, so their fields are read as they are (dataclasses.asdict's deep
+    copy took twice as long as the INSERTs)."""
+    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     for field, column in renamed.items():
         values[column] = values.pop(field)
     return {"run_id": run_id, **values}
