@@ -9,14 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
+from bench.backends.process import ModelProcess, start_loading
 from bench.catalog.loader import LoadedTask, load_tasks
 from bench.distributed.units import Resources, WorkUnit, doc_count, split_units, worker_resources
 from bench.engine.environment import hardware
 from bench.engine.evaluate import PartialRun, evaluate
 from bench.errors import BadInput, RunFailed
 from bench.hardware.profiles import choose_profile, load_profiles
-from bench.models.packs import PACKS, is_materialized, pack_dir
-from bench.models.resolve import UnknownModelError, resolve_model
+from bench.models.packs import PACKS
+from bench.models.resolve import UnknownModelError, local_model_path, resolve_model
 from bench.models.size import model_size
 from bench.probe.runner import check_probe_settings, run_probe
 from bench.records import (
@@ -43,8 +44,28 @@ def run(
     store: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
     executor: ExecutorOptions = LOCAL,
+    loading: dict[Path, ModelProcess] | None = None,
 ) -> list[RunRecord]:
-    """Evaluate every model of the plan on its tasks; each run lands in the store whole."""
+    """Evaluate every model of the plan on its tasks; each run lands in the store whole.
+
+    `loading`: model processes already started for the plan (start_loading); by default
+    the first model starts loading here, beside the checks and the task building."""
+    if loading is None:
+        loading = start_loading(plan, executor)
+    try:
+        return _run(plan, store, progress, executor, loading)
+    finally:
+        for backend in loading.values():
+            backend.close()  # not taken: the input was bad, or the run stopped before it
+
+
+def _run(
+    plan: RunPlan,
+    store: str | None,
+    progress: Callable[[str], None],
+    executor: ExecutorOptions,
+    loading: dict[Path, ModelProcess],
+) -> list[RunRecord]:
     # Everything that can be wrong with the input is found before the store is touched.
     tasks, units = _check_plan(plan, executor)
     profile = _profile_name(plan)
@@ -87,6 +108,7 @@ def run(
                 ),
                 plan.settings,
                 cache=partial(RequestCache, engine) if plan.settings.use_cache else None,
+                backend=loading.pop(model.path.resolve(), None),
             )
         except PartialRun as stopped:
             if stopped.record is None:
@@ -203,16 +225,12 @@ def _check_plan(
         # One process runs each model on all its tasks at once.
         return tasks, [(unit, None) for unit in split_units(plan.models, counts, None)]
     return tasks, [
-        (unit, worker_resources(plan.settings, _local_path(unit.model), executor.cpus_per_worker))
+        (
+            unit,
+            worker_resources(plan.settings, local_model_path(unit.model), executor.cpus_per_worker),
+        )
         for unit in split_units(plan.models, counts, executor.shard_size)
     ]
-
-
-def _local_path(name: str) -> Path | None:
-    """The model's folder if it is already here (to size its memory); nothing is fetched."""
-    if name in PACKS:
-        return pack_dir(name) if is_materialized(name) else None
-    return Path(name) if Path(name).is_dir() else None
 
 
 def worker_store_url(store: str | None) -> str:

@@ -267,8 +267,8 @@ def run(
     mark("cli_run")
     from lm_eval.utils import simple_parse_args_string
 
-    from bench import api
     from bench.backends import BACKENDS
+    from bench.backends.process import start_loading
     from bench.records import ExecutorOptions, RunPlan, RunSettings
     from bench.suites import SUITES
 
@@ -307,6 +307,11 @@ def run(
     options = ExecutorOptions(
         kind=executor, address=ray_address, shard_size=shard_size or None, replicas=replicas
     )
+    # The model loads in its own process from here on, beside bench's imports and the
+    # task building (bench/backends/process.py).
+    loading = {} if dry_run else start_loading(plan, options)
+    from bench import api
+
     with _reported_errors():
         if dry_run:
             _print_units(api.plan_units(plan, options), options)
@@ -316,6 +321,7 @@ def run(
             store,
             lambda msg: console.print(f"[dim]{escape(msg)}[/dim]", soft_wrap=True),
             options,
+            loading,
         )
     for record in records:
         m = record.manifest

@@ -37,13 +37,7 @@ LEAN_SKIPS = ("is_sklearn_available", "is_scipy_available")
 def _hf(model_path: Path, settings: RunSettings) -> Any:
     import torch
 
-    from bench.backends.threads import choose_cpu_threads
-
     args = {"device": "cuda" if torch.cuda.is_available() else "cpu", **settings.model_args}
-    if str(args["device"]).startswith("cpu"):
-        threads = choose_cpu_threads()
-        if threads:
-            torch.set_num_threads(threads)
     # The model's own modules import during the load, so the load is inside too.
     with _lean_transformers():
         from bench.backends.hf import HFBackend

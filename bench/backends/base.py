@@ -48,12 +48,9 @@ def batches(items: list, size: int) -> Iterable[list]:
         yield items[start : start + size]
 
 
-class TimedLM(TemplateLM):
-    """Mixin base for bench backends (see module docstring)."""
-
-    # Rolling windows scored in groups of this many (None: all at once). The hf backend
-    # sets its batch size here to form the very batches lm-eval's HFLM forms.
-    rolling_group_size: int | None = None
+class LoggedLM:
+    """Answers kept per request in `self.timings` (a RequestLog), with how long each took;
+    requests its cache already knows are not asked again."""
 
     @property
     def timings(self) -> RequestLog:
@@ -65,6 +62,24 @@ class TimedLM(TemplateLM):
     def timings(self, log: RequestLog) -> None:
         # A distributed worker gives each work unit a fresh log on the same loaded model.
         self._timings = log
+
+    def _todo(self, requests: list[Instance], request_type: str) -> list[int]:
+        """Indices of the requests the cache cannot answer."""
+        mark("first_request", once=True)
+        reused = self.timings.reuse(requests, request_type)
+        return [i for i in range(len(requests)) if i not in reused]
+
+    def _answers(self, requests: list[Instance]) -> list:
+        self.timings.flush()
+        return [self.timings.answer(req) for req in requests]
+
+
+class TimedLM(LoggedLM, TemplateLM):
+    """Mixin base for bench backends (see module docstring)."""
+
+    # Rolling windows scored in groups of this many (None: all at once). The hf backend
+    # sets its batch size here to form the very batches lm-eval's HFLM forms.
+    rolling_group_size: int | None = None
 
     # Both primitives call `done(index, result)` as each item is finished (so answers
     # reach the store while the run goes on) and also return all results in order.
@@ -165,16 +180,6 @@ class TimedLM(TemplateLM):
 
             self.generate([requests[i].args[0] for i in members], spec, done)
         return self._answers(requests)
-
-    def _todo(self, requests: list[Instance], request_type: str) -> list[int]:
-        """Indices of the requests the cache cannot answer."""
-        mark("first_request", once=True)
-        reused = self.timings.reuse(requests, request_type)
-        return [i for i in range(len(requests)) if i not in reused]
-
-    def _answers(self, requests: list[Instance]) -> list:
-        self.timings.flush()
-        return [self.timings.answer(req) for req in requests]
 
     def generation_spec(self, gen_kwargs: dict) -> GenerationSpec:
         kwargs = dict(normalize_gen_kwargs(dict(gen_kwargs), self.max_gen_toks))

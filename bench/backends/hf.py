@@ -19,6 +19,7 @@ from lm_eval.models.utils import postprocess_generated_text
 from tqdm import tqdm
 
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, batches
+from bench.backends.threads import choose_cpu_threads
 from bench.backends.timing import RequestTiming, split_time
 
 # MKL multiplies matrices of fewer than 12 rows with other kernels (a different order of
@@ -41,6 +42,17 @@ class HFBackend(TimedLM, HFLM):
         size = self.batch_size
         return int(size) if str(size).isdigit() else 1
 
+    _threads_fitted = False
+
+    def _fit_threads(self) -> None:
+        """Fit torch's CPU threads to the cores free when the first request runs; at load
+        time the task loading beside it (bench/backends/process.py) keeps a core busy."""
+        if self._threads_fitted:
+            return
+        self._threads_fitted = True
+        if self.device.type == "cpu" and (threads := choose_cpu_threads()):
+            torch.set_num_threads(threads)
+
     @property
     def rolling_group_size(self) -> int:  # type: ignore[override]
         # Rolling windows go batch by batch in request order, as in HFLM: float32 sums
@@ -62,6 +74,7 @@ class HFBackend(TimedLM, HFLM):
         # Longest first, ties in token order: the same batches lm-eval's HFLM forms.
         order = sorted(rows, key=lambda inp: (-len(inp), inp))
 
+        self._fit_threads()
         results: list[Scored | None] = [None] * len(pairs)
         progress = tqdm(
             total=len(pairs),
@@ -136,6 +149,7 @@ class HFBackend(TimedLM, HFLM):
     def generate(
         self, prompts: list[str], spec: GenerationSpec, done: Done = None
     ) -> list[tuple[str, RequestTiming]]:
+        self._fit_threads()
         # Longest prompt first, ties by text: the batches lm-eval's HFLM forms.
         lengths = [len(self.tok_encode(p)) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], prompts[i]))

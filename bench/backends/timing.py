@@ -104,12 +104,23 @@ class RequestLog:
         return grouped
 
     def answered_docs(self) -> dict[str, list[int]]:
-        """Task -> documents whose every request asked so far has an answer."""
-        pending = {(k.task, k.doc_id) for k in self.asked if k not in self.answers}
-        done = {(k.task, k.doc_id) for k in self.asked} - pending
+        """Task -> its first documents, 0 to n-1, whose every request asked so far has an
+        answer. Only a first run of documents: lm-eval numbers a chosen subset 0..n-1 and
+        draws its few-shot examples document after document, so only for those does a
+        replay build the very prompts that were asked (later answers stay in the cache)."""
+        asked: dict[str, set[int]] = {}
+        pending: set[tuple[str, int]] = set()
+        for key in self.asked:
+            asked.setdefault(key.task, set()).add(key.doc_id)
+            if key not in self.answers:
+                pending.add((key.task, key.doc_id))
         docs: dict[str, list[int]] = {}
-        for task, doc_id in sorted(done):
-            docs.setdefault(task, []).append(doc_id)
+        for task, ids in sorted(asked.items()):
+            first = 0
+            while first in ids and (task, first) not in pending:
+                first += 1
+            if first:
+                docs[task] = list(range(first))
         return docs
 
 

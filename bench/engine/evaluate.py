@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from lm_eval.api.model import LM
 
 from bench.backends import create_backend
+from bench.backends.process import ModelProcess, in_child_process
 from bench.backends.timing import RequestLog
 from bench.catalog.loader import LoadedTask
 from bench.engine.environment import hardware, package_versions
@@ -143,16 +144,20 @@ def evaluate(
     load_tasks: Callable[[], list[LoadedTask]],
     settings: RunSettings,
     cache: Callable[[str], RequestCache] | None = None,
+    backend: ModelProcess | None = None,
 ) -> RunRecord:
     """Run the tasks on the model. On a failure mid-run (a dead server), raise PartialRun
     carrying a record of every document that was completely answered before it.
 
     With `cache` (namespace -> RequestCache), answers already in the store are reused and
-    new ones are written there as they arrive."""
+    new ones are written there as they arrive. `backend`: the model's process, started
+    earlier (start_backend)."""
     started_at = datetime.now(UTC)
     begin = time.perf_counter()
-    backend = create_backend(settings.backend, model.path, settings)
-    load_s = time.perf_counter() - begin
+    backend = backend or start_backend(settings.backend, model.path, settings)
+    # A model process may still be loading: the evaluation's clock starts once it is done.
+    load_s = backend.ready().load_s if isinstance(backend, ModelProcess) else None
+    load_s = time.perf_counter() - begin if load_s is None else load_s
     if cache is not None:
         backend.timings.cache = cache(cache_namespace(model, settings))
     run = dict(model=model, settings=settings, started_at=started_at, load_s=load_s)
@@ -170,6 +175,14 @@ def evaluate(
     finally:
         if hasattr(backend, "close"):
             backend.close()
+
+
+def start_backend(name: str, model_path, settings: RunSettings):
+    """The run's backend: in a child process where its model loads in Python (it may still
+    be loading when this returns), else loaded here."""
+    if in_child_process(name):
+        return ModelProcess(name, model_path, settings)
+    return create_backend(name, model_path, settings)
 
 
 def _evaluate(

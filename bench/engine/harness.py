@@ -33,7 +33,8 @@ def run_lm_eval(
     # simple_evaluate's default seeds, set in its order.
     random.seed(DEFAULT_RANDOM_SEED)
     np.random.seed(DEFAULT_OTHER_SEED)
-    set_torch_seed(DEFAULT_OTHER_SEED)
+    # A model in a child process (bench/backends/process.py) is seeded there.
+    getattr(lm, "seed_torch", set_torch_seed)(DEFAULT_OTHER_SEED)
 
     # The tasks come built; a manager without lm-eval's index of ~14,700 task files
     # passes them through (simple_evaluate would build that index for nothing).

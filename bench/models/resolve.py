@@ -6,7 +6,16 @@ import difflib
 import json
 from pathlib import Path
 
-from bench.models.packs import PACKS, PackError, cache_root, materialize, read_manifest, sha256_file
+from bench.models.packs import (
+    PACKS,
+    PackError,
+    cache_root,
+    is_materialized,
+    materialize,
+    pack_dir,
+    read_manifest,
+    sha256_file,
+)
 from bench.models.weights import weights_hash
 from bench.records import ModelRef
 
@@ -84,3 +93,11 @@ def _pack_gguf(name: str, progress) -> ModelRef:
     if _cached_hash(path) != pack.gguf_sha256:
         raise PackError(f"{path} does not match its published sha256 {pack.gguf_sha256}")
     return ModelRef(name, path, pack.gguf_sha256, "pack-gguf")
+
+
+def local_model_path(name: str) -> Path | None:
+    """The model's folder if it is already here (to size its memory); nothing is fetched."""
+    if name in PACKS:
+        return pack_dir(name) if is_materialized(name) else None
+    local = Path(name).expanduser()
+    return local if local.is_dir() else None

@@ -1,0 +1,258 @@
+"""A backend in a child process, loading its model while this process builds the tasks.
+
+Importing torch and transformers and reading the weights (7 s on the 2-core machine) and
+building the tasks (3 s: lm-eval, datasets, the store) are both single-threaded Python, so
+in one process they add up; in two they overlap on two cores. The child builds the very
+backend `create_backend` builds and answers lm-eval's requests with it; each answer and
+its timing comes back as soon as it is done, so the request cache (in this process, with
+the store) gets it as in a single-process run. Set BENCH_MODEL_PROCESS=0 to load the
+model in this process instead.
+
+Run as `python -m bench.backends.process FD`: FD is the child's end of the pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection, Pipe
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.model import LM
+
+from bench.backends.base import LoggedLM
+from bench.backends.timing import RequestLog
+from bench.errors import BadInput, RunFailed
+from bench.records import ExecutorOptions, RunPlan, RunSettings
+
+# Backends whose model loads in this process's Python (server backends load nothing).
+PROCESS_BACKENDS = {"hf"}
+REQUEST_TYPES = ("loglikelihood", "loglikelihood_rolling", "generate_until")
+# What the child may be asked besides requests: lm-eval builds chat prompts with these.
+CALLS = ("apply_chat_template", "chat_template", "seed_torch")
+
+
+def in_child_process(backend: str) -> bool:
+    return backend in PROCESS_BACKENDS and os.environ.get("BENCH_MODEL_PROCESS", "1") != "0"
+
+
+def start_loading(plan: RunPlan, executor: ExecutorOptions) -> dict[Path, ModelProcess]:
+    """The plan's first model, loading in its own process from now on, if its backend loads
+    in Python and its weights are here already; by resolved model folder."""
+    from bench.models.resolve import local_model_path
+
+    if executor.kind != "local" or not plan.models or not in_child_process(plan.settings.backend):
+        return {}
+    path = local_model_path(plan.models[0])
+    if path is None or not (path / "config.json").is_file():
+        return {}
+    return {path.resolve(): ModelProcess(plan.settings.backend, path, plan.settings)}
+
+
+class ModelProcess(LoggedLM, LM):
+    """lm-eval's LM for a backend that runs in a child process (see module docstring).
+
+    Starting returns at once; `ready()` waits for the model to be loaded."""
+
+    def __init__(self, backend: str, model_path: Path, settings: RunSettings):
+        super().__init__()
+        self.model_path = Path(model_path)
+        ours, theirs = Pipe()
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "bench.backends.process", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+        )
+        theirs.close()
+        self._conn = ours
+        ours.send((backend, str(model_path), settings))
+        self._info: dict | None = None
+        self._busy = False  # a call is under way: the child reads nothing until it ends
+        self._seed: int | None = None
+
+    def ready(self) -> ModelProcess:
+        if self._info is None:
+            self._info = self._receive()[1]
+        return self
+
+    @property
+    def load_s(self) -> float:
+        return self.ready()._info["load_s"]
+
+    # One model process is one rank: lm-eval builds every request while the model loads.
+    @property
+    def rank(self) -> int:
+        return 0
+
+    @property
+    def world_size(self) -> int:
+        return 1
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.ready()._info["tokenizer_name"]
+
+    def apply_chat_template(self, *args, **kwargs):
+        return self._call("apply_chat_template", args, kwargs)
+
+    def chat_template(self, *args, **kwargs):
+        return self._call("chat_template", args, kwargs)
+
+    def seed_torch(self, seed: int) -> None:
+        """Seed torch there before the next request (without waiting for the load)."""
+        self._seed = seed
+
+    def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list:
+        return self._ask("loglikelihood", requests)
+
+    def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False):
+        return self._ask("loglikelihood_rolling", requests)
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list:
+        return self._ask("generate_until", requests)
+
+    def _ask(self, request_type: str, requests: list[Instance]) -> list:
+        self.ready()  # so that the "first_request" trace mark means the model's first
+        todo = [requests[i] for i in self._todo(requests, request_type)]
+        if self._seed is not None:
+            self._call("seed_torch", (self._seed,), {})
+            self._seed = None
+        if todo:
+            by_key = {self.timings.key(r): r for r in todo}
+            self._send(request_type, [(k.task, k.doc_id, k.idx, r.args) for k, r in by_key.items()])
+            while (message := self._receive())[0] == "answer":
+                _, key, timing, answer = message
+                self.timings.add(by_key[key], timing, answer)
+            self._busy = False
+        return self._answers(requests)
+
+    def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
+        self._send(name, (args, kwargs))
+        result = self._receive()[1]
+        self._busy = False
+        return result
+
+    def _send(self, *message) -> None:
+        self.ready()
+        self._busy = True
+        try:
+            self._conn.send(message)
+        except OSError as err:
+            raise self._died() from err
+
+    def _receive(self) -> tuple:
+        try:
+            message = self._conn.recv()
+        except (EOFError, OSError) as err:
+            raise self._died() from err
+        if message[0] == "error":
+            self._busy = False
+            raise message[1]
+        return message
+
+    def _died(self) -> RunFailed:
+        code = self._child.wait(timeout=30)
+        return RunFailed(f"the model process for {self.model_path} exited with code {code}")
+
+    def close(self) -> None:
+        """Stop the child: at once if it is still loading or busy, else by asking it."""
+        if self._conn.closed:
+            return
+        try:
+            if self._busy or self._info is None:
+                raise OSError("not listening")
+            self._conn.send(("close",))
+            self._child.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self._child.kill()
+            self._child.wait()
+        finally:
+            self._conn.close()
+
+
+class _Forwarding(RequestLog):
+    """The child's log: every answer also goes straight back to the parent."""
+
+    def __init__(self, conn: Connection):
+        super().__init__()
+        self.conn = conn
+
+    def add(self, instance, timing, answer) -> None:
+        super().add(instance, timing, answer)
+        self.conn.send(("answer", self.key(instance), timing, answer))
+
+
+def _portable(error: BaseException) -> BaseException:
+    """The error itself if it survives pickling, else a RunFailed that names it; either
+    way with the child's traceback as a note, for errors that are not the user's."""
+    if not isinstance(error, BadInput | RunFailed):
+        error.add_note("in the model process:\n" + traceback.format_exc())
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RunFailed(f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+
+
+def _seed_torch(seed: int) -> None:
+    from lm_eval.utils import set_torch_seed
+
+    set_torch_seed(seed)
+
+
+def _serve(conn: Connection) -> None:
+    from bench.backends import create_backend
+
+    name, model_path, settings = conn.recv()
+    start = time.perf_counter()
+    try:
+        backend = create_backend(name, Path(model_path), settings)
+    except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
+        conn.send(("error", _portable(error)))
+        return
+    if backend.world_size != 1:
+        conn.send(("error", RunFailed("a model process runs one rank: set BENCH_MODEL_PROCESS=0")))
+        return
+    conn.send(
+        ("ready", {"load_s": time.perf_counter() - start, "tokenizer_name": backend.tokenizer_name})
+    )
+    while True:
+        try:
+            method, payload = conn.recv()
+        except (EOFError, OSError, ValueError):  # ("close",) or the parent is gone
+            return
+        try:
+            if method in REQUEST_TYPES:
+                backend.timings = _Forwarding(conn)
+                requests = [
+                    Instance(method, doc={}, arguments=args, idx=idx, metadata=(task, doc_id, 1))
+                    for task, doc_id, idx, args in payload
+                ]
+                getattr(backend, method)(requests)
+                conn.send(("done", None))
+            elif method == "seed_torch":
+                conn.send(("done", _seed_torch(*payload[0])))
+            elif method in CALLS:
+                args, kwargs = payload
+                conn.send(("done", getattr(backend, method)(*args, **kwargs)))
+            else:
+                raise RunFailed(f"the model process was asked for {method!r}")
+        except Exception as error:
+            conn.send(("error", _portable(error)))
+
+
+if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the parent handles it and stops this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _serve(Connection(int(sys.argv[1])))
+    # Nothing here needs tearing down (answers went to the parent as they came): skipping
+    # the interpreter's exit, with torch's, saves a second per run.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

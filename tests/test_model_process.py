@@ -1,0 +1,146 @@
+"""The hf model in its own process (bench/backends/process.py): same records as in one
+process, and a failure there is reported, with the answers already in kept."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BASICS_TASKS, REPO, read_table, run_bench
+
+pytestmark = pytest.mark.slow
+SMOL = "smollm2-135m-instruct"
+
+
+def run_with(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, **env},
+        timeout=900,
+    )
+
+
+def test_records_equal_an_in_process_run(tmp_path):
+    records = {}
+    for mode in ("1", "0"):
+        store = f"sqlite:///{tmp_path / f'process-{mode}.db'}"
+        trace = tmp_path / f"trace-{mode}.jsonl"
+        args = ("run", "--model", SMOL, "--tasks", ",".join(BASICS_TASKS), "--limit", "5")
+        result = run_with(
+            {"BENCH_MODEL_PROCESS": mode, "BENCH_TRACE": str(trace)}, *args, "--store", store
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        marks = [json.loads(line) for line in trace.read_text().splitlines()]
+        loaded_in = {m["pid"] for m in marks if m["event"] == "model_loaded"}
+        cli = {m["pid"] for m in marks if m["event"] == "cli_run"}
+        # The model loaded in a child process only where asked.
+        assert (loaded_in != cli) == (mode == "1")
+        records[mode] = {
+            "metrics": read_table(store, "metrics")[
+                ["task", "metric", "filter", "value", "stderr"]
+            ],
+            "samples": read_table(store, "samples")[
+                ["task", "doc_id", "filter", "prompt", "response", "raw_response", "scores"]
+            ],
+            "timings": read_table(store, "request_timings")[
+                ["task", "doc_id", "idx", "request_type", "prompt_tokens", "completion_tokens"]
+            ],
+        }
+    for table, frame in records["1"].items():
+        ours = frame.sort_values(list(frame.columns[:3])).reset_index(drop=True)
+        other = records["0"][table]
+        other = other.sort_values(list(other.columns[:3])).reset_index(drop=True)
+        assert ours.equals(other), table  # bitwise: floats compared exactly
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_model_process_killed_mid_run_is_reported_and_answers_kept(tmp_path):
+    store = tmp_path / "killed.db"
+    args = ["run", "--model", SMOL, "--tasks", "basics_arith", "--batch-size", "4"]
+    args += ["--store", f"sqlite:///{store}"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args],
+        cwd=REPO,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Wait until answers have reached the store's cache, then kill the model's process.
+    deadline = time.monotonic() + 600
+    kept = 0
+    while time.monotonic() < deadline and run.poll() is None and not kept:
+        try:
+            kept = query(store, "select count(*) from request_cache")[0][0]
+        except sqlite3.OperationalError:
+            pass  # the store or its table is not there yet
+        time.sleep(0.2)
+    assert run.poll() is None, "the run finished before its model process could be killed"
+    (child,) = _children(run.pid)
+    os.kill(child, 9)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1, stderr[-2000:]
+    assert "model process" in stderr and "exited with code -9" in stderr
+    kept = query(store, "select count(*) from request_cache")[0][0]
+    assert 0 < kept < 40
+    # Any record of the stopped run says it is partial; a rerun asks only the rest.
+    assert {status for (status,) in query(store, "select status from runs")} <= {"partial"}
+    result = run_bench(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ((sent, reused),) = query(
+        store, "select requests_sent, requests_reused from runs where status = 'complete'"
+    )
+    # Requests with the same prompt share a cache row, so a row may answer several.
+    assert reused >= kept and sent == 40 - reused
+
+
+def query(store: Path, sql: str) -> list:
+    with sqlite3.connect(store) as db:
+        return db.execute(sql).fetchall()
+
+
+def test_a_model_that_fails_to_load_is_reported(tmp_path, smollm2_dir):
+    broken = tmp_path / "broken-weights"
+    broken.mkdir()
+    for item in smollm2_dir.iterdir():
+        if item.suffix != ".safetensors":
+            (broken / item.name).symlink_to(item)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    result = run_bench(
+        "run", "--model", str(broken), "--tasks", "basics_facts", "--limit", "2",
+        "--store", f"sqlite:///{tmp_path / 'broken.db'}",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "in the model process" in result.stderr, result.stderr[-2000:]
+
+
+def test_a_partial_run_keeps_the_first_documents_answered():
+    from lm_eval.api.instance import Instance
+
+    from bench.backends.timing import RequestLog, RequestTiming
+
+    log = RequestLog()
+    asked = [
+        Instance("generate_until", {}, ("q", {}), idx=0, metadata=(task, doc, 1))
+        for task, docs in (("a", range(4)), ("b", range(3)))
+        for doc in docs
+    ]
+    log.reuse(asked, "generate_until")
+    for instance in asked:
+        # a: documents 0, 1 and 3 answered; b: 1 and 2, not 0.
+        if (instance.task_name, instance.doc_id) not in {("a", 2), ("b", 0)}:
+            log.add(instance, RequestTiming("generate_until", 0.1, 1, 1, 1), "x")
+    # lm-eval replays a subset as documents 0..n-1: only a first run of them is kept.
+    assert log.answered_docs() == {"a": [0, 1]}
