@@ -265,10 +265,8 @@ def run(
     from bench.trace import mark
 
     mark("cli_run")
-    from lm_eval.utils import simple_parse_args_string
-
     from bench.backends import BACKENDS
-    from bench.backends.process import start_loading
+    from bench.backends.spawn import process_model_path, spawn
     from bench.records import ExecutorOptions, RunPlan, RunSettings
     from bench.suites import SUITES
 
@@ -279,37 +277,51 @@ def run(
     chosen = SUITES.get(suite) if suite else None
     if backend not in BACKENDS:
         _fail(f"unknown backend '{backend}'; available: {', '.join(BACKENDS)}")
-    plan = RunPlan(
-        models=_split(model) or list(chosen.models),
-        tasks=_split(tasks) or list(chosen.tasks),
-        include_paths=list(include_path or []),
-        trust_task_code=trust_task_code,
-        settings=RunSettings(
-            backend=backend,
-            model_args=simple_parse_args_string(model_args) if model_args else {},
-            num_fewshot=num_fewshot,
-            limit=limit,
-            batch_size=batch_size,
-            apply_chat_template=apply_chat_template,
-            bootstrap_iters=bootstrap_iters,
-            base_url=base_url,
-            concurrency=concurrency,
-            use_cache=not no_cache,
-        ),
-        hardware_profile=hardware,
-        hardware_file=hardware_file,
-        latency=_probe_settings(
-            concurrency_levels, request_rate, output_len, num_prompts, slo, warmup, seed
+    models = _split(model) or list(chosen.models)
+    # The model's process starts now and imports torch and transformers while this one
+    # imports lm-eval and builds the tasks (bench/backends/process.py).
+    first_model_here = process_model_path(
+        backend, models[0] if models else None, executor == "local" and not dry_run
+    )
+    spawned = spawn(backend) if first_model_here else None
+    try:  # a bad option below stops the model process at once
+        from lm_eval.utils import simple_parse_args_string
+
+        from bench.backends.process import start_loading
+
+        plan = RunPlan(
+            models=models,
+            tasks=_split(tasks) or list(chosen.tasks),
+            include_paths=list(include_path or []),
+            trust_task_code=trust_task_code,
+            settings=RunSettings(
+                backend=backend,
+                model_args=simple_parse_args_string(model_args) if model_args else {},
+                num_fewshot=num_fewshot,
+                limit=limit,
+                batch_size=batch_size,
+                apply_chat_template=apply_chat_template,
+                bootstrap_iters=bootstrap_iters,
+                base_url=base_url,
+                concurrency=concurrency,
+                use_cache=not no_cache,
+            ),
+            hardware_profile=hardware,
+            hardware_file=hardware_file,
+            latency=_probe_settings(
+                concurrency_levels, request_rate, output_len, num_prompts, slo, warmup, seed
+            )
+            if latency
+            else None,
         )
-        if latency
-        else None,
-    )
-    options = ExecutorOptions(
-        kind=executor, address=ray_address, shard_size=shard_size or None, replicas=replicas
-    )
-    # The model loads in its own process from here on, beside bench's imports and the
-    # task building (bench/backends/process.py).
-    loading = {} if dry_run else start_loading(plan, options)
+        options = ExecutorOptions(
+            kind=executor, address=ray_address, shard_size=shard_size or None, replicas=replicas
+        )
+        loading = {} if dry_run else start_loading(plan, options, spawned)
+    except BaseException:
+        if spawned is not None:
+            spawned.kill()
+        raise
     from bench import api
 
     with _reported_errors():

@@ -25,11 +25,16 @@ Prints three figures per backend:
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
 
 from common import DEFAULT_TASKS, PACK, load_average, matmul_peak, median, pack_dir, parameter_count
+
+# The recorder wraps the backend's methods in this process: the model must load here too,
+# not in its own process (bench/backends/process.py, which adds a pipe and nothing else).
+os.environ["BENCH_MODEL_PROCESS"] = "0"
 
 
 class Recorder:

@@ -34,6 +34,16 @@ def _lean_transformers() -> Iterator[None]:
 LEAN_SKIPS = ("is_sklearn_available", "is_scipy_available")
 
 
+def import_backend(name: str) -> None:
+    """Import what building this backend needs, ahead of knowing the model (the hf
+    backend's torch and transformers: most of its load time)."""
+    if name == "hf":
+        import torch  # noqa: F401
+
+        with _lean_transformers():
+            import bench.backends.hf  # noqa: F401
+
+
 def _hf(model_path: Path, settings: RunSettings) -> Any:
     import torch
 

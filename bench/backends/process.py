@@ -8,7 +8,8 @@ its timing comes back as soon as it is done, so the request cache (in this proce
 the store) gets it as in a single-process run. Set BENCH_MODEL_PROCESS=0 to load the
 model in this process instead.
 
-Run as `python -m bench.backends.process FD`: FD is the child's end of the pipe.
+Run as `python -m bench.backends.process FD BACKEND` (bench/backends/spawn.py): FD is
+the child's end of the pipe.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 import traceback
-from multiprocessing.connection import Connection, Pipe
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -28,32 +29,30 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
 from bench.backends.base import LoggedLM
+from bench.backends.spawn import Spawned, process_model_path, spawn
 from bench.backends.timing import RequestLog
 from bench.errors import BadInput, RunFailed
 from bench.records import ExecutorOptions, RunPlan, RunSettings
 
-# Backends whose model loads in this process's Python (server backends load nothing).
-PROCESS_BACKENDS = {"hf"}
 REQUEST_TYPES = ("loglikelihood", "loglikelihood_rolling", "generate_until")
 # What the child may be asked besides requests: lm-eval builds chat prompts with these.
 CALLS = ("apply_chat_template", "chat_template", "seed_torch")
 
 
-def in_child_process(backend: str) -> bool:
-    return backend in PROCESS_BACKENDS and os.environ.get("BENCH_MODEL_PROCESS", "1") != "0"
-
-
-def start_loading(plan: RunPlan, executor: ExecutorOptions) -> dict[Path, ModelProcess]:
-    """The plan's first model, loading in its own process from now on, if its backend loads
-    in Python and its weights are here already; by resolved model folder."""
-    from bench.models.resolve import local_model_path
-
-    if executor.kind != "local" or not plan.models or not in_child_process(plan.settings.backend):
+def start_loading(
+    plan: RunPlan, executor: ExecutorOptions, spawned: Spawned | None = None
+) -> dict[Path, ModelProcess]:
+    """The plan's first model, loading in its own process from now on (in `spawned`, if
+    the CLI started one), where process_model_path says so; by resolved model folder."""
+    first = plan.models[0] if plan.models else None
+    path = process_model_path(plan.settings.backend, first, executor.kind == "local")
+    if spawned is not None and (path is None or spawned.backend != plan.settings.backend):
+        spawned.kill()
+        spawned = None
+    if path is None:
         return {}
-    path = local_model_path(plan.models[0])
-    if path is None or not (path / "config.json").is_file():
-        return {}
-    return {path.resolve(): ModelProcess(plan.settings.backend, path, plan.settings)}
+    process = ModelProcess(spawned or spawn(plan.settings.backend), path, plan.settings)
+    return {path.resolve(): process}
 
 
 class ModelProcess(LoggedLM, LM):
@@ -61,17 +60,12 @@ class ModelProcess(LoggedLM, LM):
 
     Starting returns at once; `ready()` waits for the model to be loaded."""
 
-    def __init__(self, backend: str, model_path: Path, settings: RunSettings):
+    def __init__(self, spawned: Spawned, model_path: Path, settings: RunSettings):
         super().__init__()
         self.model_path = Path(model_path)
-        ours, theirs = Pipe()
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", "bench.backends.process", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-        )
-        theirs.close()
-        self._conn = ours
-        ours.send((backend, str(model_path), settings))
+        self._child = spawned.child
+        self._conn = spawned.conn
+        self._conn.send((str(model_path), settings))
         self._info: dict | None = None
         self._busy = False  # a call is under way: the child reads nothing until it ends
         self._seed: int | None = None
@@ -206,11 +200,18 @@ def _seed_torch(seed: int) -> None:
     set_torch_seed(seed)
 
 
-def _serve(conn: Connection) -> None:
-    from bench.backends import create_backend
+def _serve(conn: Connection, name: str) -> None:
+    from bench.backends import create_backend, import_backend
 
-    name, model_path, settings = conn.recv()
+    # The backend's modules import before the model is named, beside the parent's work.
     start = time.perf_counter()
+    import_backend(name)
+    importing_s = time.perf_counter() - start
+    try:
+        model_path, settings = conn.recv()
+    except EOFError:  # the parent let go: the plan turned out not to need this process
+        return
+    start = time.perf_counter() - importing_s  # the load's time, without the wait
     try:
         backend = create_backend(name, Path(model_path), settings)
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
@@ -250,7 +251,7 @@ def _serve(conn: Connection) -> None:
 if __name__ == "__main__":
     # Ctrl-C reaches the whole process group: the parent handles it and stops this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _serve(Connection(int(sys.argv[1])))
+    _serve(Connection(int(sys.argv[1])), sys.argv[2])
     # Nothing here needs tearing down (answers went to the parent as they came): skipping
     # the interpreter's exit, with torch's, saves a second per run.
     sys.stdout.flush()

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from lm_eval.api.model import LM
 
 from bench.backends import create_backend
-from bench.backends.process import ModelProcess, in_child_process
+from bench.backends.process import ModelProcess
+from bench.backends.spawn import in_child_process, spawn
 from bench.backends.timing import RequestLog
 from bench.catalog.loader import LoadedTask
 from bench.engine.environment import hardware, package_versions
@@ -181,7 +182,7 @@ def start_backend(name: str, model_path, settings: RunSettings):
     """The run's backend: in a child process where its model loads in Python (it may still
     be loading when this returns), else loaded here."""
     if in_child_process(name):
-        return ModelProcess(name, model_path, settings)
+        return ModelProcess(spawn(name), model_path, settings)
     return create_backend(name, model_path, settings)
 
 
