@@ -33,7 +33,7 @@ def test_records_equal_an_in_process_run(tmp_path):
     for mode in ("1", "0"):
         store = f"sqlite:///{tmp_path / f'process-{mode}.db'}"
         trace = tmp_path / f"trace-{mode}.jsonl"
-        args = ("run", "--model", SMOL, "--tasks", ",".join(BASICS_TASKS), "--limit", "5")
+        args = ("run", "--model", SMOL, "--tasks", ",".join(BASICS_TASKS), "--limit", "3")
         result = run_with(
             {"BENCH_MODEL_PROCESS": mode, "BENCH_TRACE": str(trace)}, *args, "--store", store
         )
