@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from contextlib import contextmanager
@@ -343,6 +344,9 @@ def run(
             f"sent to the model, {m.requests_reused} reused from the store",
             soft_wrap=True,  # one line per run, also in logs
         )
+    # Everything is written. The interpreter's last garbage collections, over the tasks,
+    # datasets and samples still in memory, take 0.5 s of a run's exit: skip them.
+    gc.freeze()
 
 
 def _print_units(units, options) -> None:
