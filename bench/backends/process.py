@@ -205,7 +205,11 @@ def _serve(conn: Connection, name: str) -> None:
 
     # The backend's modules import before the model is named, beside the parent's work.
     start = time.perf_counter()
-    import_backend(name)
+    try:
+        import_backend(name)
+    except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
+        conn.send(("error", _portable(error)))
+        return
     importing_s = time.perf_counter() - start
     try:
         model_path, settings = conn.recv()
@@ -214,7 +218,7 @@ def _serve(conn: Connection, name: str) -> None:
     start = time.perf_counter() - importing_s  # the load's time, without the wait
     try:
         backend = create_backend(name, Path(model_path), settings)
-    except BaseException as error:  # noqa: BLE001 - every failure goes back to the parent
+    except BaseException as error:  # noqa: BLE001
         conn.send(("error", _portable(error)))
         return
     if backend.world_size != 1:
@@ -225,9 +229,12 @@ def _serve(conn: Connection, name: str) -> None:
     )
     while True:
         try:
-            method, payload = conn.recv()
-        except (EOFError, OSError, ValueError):  # ("close",) or the parent is gone
+            message = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
             return
+        if message[0] == "close":
+            return
+        method, payload = message
         try:
             if method in REQUEST_TYPES:
                 backend.timings = _Forwarding(conn)
