@@ -7,7 +7,10 @@ alternate (bench first in even rounds, lm_eval first in odd ones) so that a load
 on the machine hits both alike. Prints each wall time, the median ratio, and every
 metric and stderr side by side; scores must be bitwise identical.
 
-    python benchmarks/vs_lm_eval.py [--rounds 3] [--limit N]
+    python benchmarks/vs_lm_eval.py [--rounds 3] [--limit N] [--one-process]
+
+With --one-process, each round also times bench with BENCH_MODEL_PROCESS=0 (the model in
+bench's own process, as before bench/backends/process.py) and checks its scores too.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from pathlib import Path
 from common import (
     BASICS,
     DEFAULT_TASKS,
+    ENV,
     LM_EVAL_CMD,
     PACK,
+    REPO,
     bench_cmd,
     bench_scores,
     lm_eval_scores,
@@ -38,6 +43,11 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="also time bench with BENCH_MODEL_PROCESS=0 (the model in bench's process)",
+    )
     args = parser.parse_args()
 
     model_dir = pack_dir(PACK)
@@ -46,34 +56,42 @@ def main() -> None:
     print(f"model {PACK} ({model_dir}), tasks {args.tasks}, batch {args.batch_size}, hf, float32")
     print(f"before: {load_average()}")
 
-    walls: dict[str, list[float]] = {"bench": [], "lm_eval": []}
+    def bench_run(store: str) -> list[str]:
+        return bench_cmd(
+            "run",
+            "--model",
+            PACK,
+            "--tasks",
+            args.tasks,
+            "--backend",
+            "hf",
+            "--model-args",
+            "dtype=float32",
+            "--batch-size",
+            str(args.batch_size),
+            # lm_eval's CLI has no option for it and uses 100,000.
+            "--bootstrap-iters",
+            "100000",
+            "--no-cache",
+            "--store",
+            store,
+            *limit,
+        )
+
+    names = ["bench", "lm_eval", *(["bench-1p"] if args.one_process else [])]
+    walls: dict[str, list[float]] = {name: [] for name in names}
     scores: dict[str, dict] = {}
     for round_ in range(args.rounds):
         store = f"sqlite:///{work / f'bench-{round_}.db'}"
         out = work / f"lm_eval-{round_}"
+
+        one_process_store = f"sqlite:///{work / f'bench-1p-{round_}.db'}"
         commands = {
-            "bench": (
-                bench_cmd(
-                    "run",
-                    "--model",
-                    PACK,
-                    "--tasks",
-                    args.tasks,
-                    "--backend",
-                    "hf",
-                    "--model-args",
-                    "dtype=float32",
-                    "--batch-size",
-                    str(args.batch_size),
-                    # lm_eval's CLI has no option for it and uses 100,000.
-                    "--bootstrap-iters",
-                    "100000",
-                    "--no-cache",
-                    "--store",
-                    store,
-                    *limit,
-                ),
+            "bench": (bench_run(store), None, None),
+            "bench-1p": (
+                bench_run(one_process_store),
                 None,
+                {**ENV, "BENCH_MODEL_PROCESS": "0"},
             ),
             # From the task folder, so that relative data_files resolve as bench resolves them.
             "lm_eval": (
@@ -94,22 +112,28 @@ def main() -> None:
                     *limit,
                 ],
                 BASICS,
+                None,
             ),
         }
-        order = ["bench", "lm_eval"] if round_ % 2 == 0 else ["lm_eval", "bench"]
+        order = names if round_ % 2 == 0 else list(reversed(names))
         for name in order:
-            cmd, cwd = commands[name]
-            wall = timed(cmd, cwd=cwd) if cwd else timed(cmd)
+            cmd, cwd, env = commands[name]
+            wall = timed(cmd, cwd=cwd or REPO, env=env)
             walls[name].append(wall)
             print(f"round {round_ + 1}: {name:8s} {wall:6.2f} s")
         scores.setdefault("bench", bench_scores(store))
         scores.setdefault("lm_eval", lm_eval_scores(out))
         if bench_scores(store) != scores["bench"] or lm_eval_scores(out) != scores["lm_eval"]:
             print(f"round {round_ + 1}: scores differ from round 1 (nondeterminism)")
+        if args.one_process and bench_scores(one_process_store) != scores["bench"]:
+            print(f"round {round_ + 1}: BENCH_MODEL_PROCESS=0 scores differ")
 
     print(f"after: {load_average()}")
     b, lm = median(walls["bench"]), median(walls["lm_eval"])
     print(f"\nmedian wall: bench {b:.2f} s, lm_eval {lm:.2f} s -> bench is {lm / b:.2f}x faster")
+    if args.one_process:
+        one = median(walls["bench-1p"])
+        print(f"bench with BENCH_MODEL_PROCESS=0: {one:.2f} s -> {lm / one:.2f}x lm_eval's speed")
 
     ours, theirs = scores["bench"], scores["lm_eval"]
     print(f"\n{'task':14s} {'metric':16s} {'filter':12s} {'bench':>22s} {'lm_eval':>22s}")
