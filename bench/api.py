@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
 from bench.backends.process import ModelProcess, start_loading
+from bench.backends.spawn import Spawned, spawn_for
 from bench.catalog.loader import LoadedTask, load_tasks
 from bench.distributed.units import Resources, WorkUnit, doc_count, split_units, worker_resources
 from bench.engine.environment import hardware
@@ -44,19 +45,40 @@ def run(
     store: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
     executor: ExecutorOptions = LOCAL,
-    loading: dict[Path, ModelProcess] | None = None,
+    spawned: Spawned | None = None,
 ) -> list[RunRecord]:
     """Evaluate every model of the plan on its tasks; each run lands in the store whole.
 
-    `loading`: model processes already started for the plan (start_loading); by default
-    the first model starts loading here, beside the checks and the task building."""
-    if loading is None:
-        loading = start_loading(plan, executor)
+    The first model's process (bench/backends/process.py; `spawned` if the caller started
+    it, as `bench run` does before its own imports) imports its backend beside the checks
+    and the task building, and is told which model to load once the input has passed."""
+    first = plan.models[0] if plan.models else None
+    if spawned is None:
+        spawned = spawn_for(plan.settings.backend, first, executor.kind == "local")
     try:
-        return _run(plan, store, progress, executor, loading)
+        tasks, units = _check_input(plan, executor)
+    except BaseException:
+        if spawned is not None:
+            spawned.kill()
+        raise
+    loading = start_loading(plan, executor, spawned)
+    try:
+        return _run(plan, store, progress, executor, tasks, units, loading)
     finally:
         for backend in loading.values():
-            backend.close()  # not taken: the input was bad, or the run stopped before it
+            backend.close()  # not taken: the run stopped before it
+
+
+def _check_input(
+    plan: RunPlan, executor: ExecutorOptions
+) -> tuple[list[LoadedTask], list[tuple[WorkUnit, Resources | None]]]:
+    """Everything that can be wrong with the input, found before the store is touched."""
+    tasks, units = _check_plan(plan, executor)
+    if plan.latency is not None:
+        if executor.kind != "local":
+            raise BadInput("--latency probes on this machine: use it with --executor local")
+        check_probe_settings(plan.settings, plan.latency)
+    return tasks, units
 
 
 def _run(
@@ -64,15 +86,11 @@ def _run(
     store: str | None,
     progress: Callable[[str], None],
     executor: ExecutorOptions,
+    tasks: list[LoadedTask],
+    units: list[tuple[WorkUnit, Resources | None]],
     loading: dict[Path, ModelProcess],
 ) -> list[RunRecord]:
-    # Everything that can be wrong with the input is found before the store is touched.
-    tasks, units = _check_plan(plan, executor)
     profile = _profile_name(plan)
-    if plan.latency is not None:
-        if executor.kind != "local":
-            raise BadInput("--latency probes on this machine: use it with --executor local")
-        check_probe_settings(plan.settings, plan.latency)
     gguf = plan.settings.backend in GGUF_BACKENDS
     # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
     by_name = {

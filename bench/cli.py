@@ -267,7 +267,7 @@ def run(
 
     mark("cli_run")
     from bench.backends import BACKENDS
-    from bench.backends.spawn import process_model_path, spawn
+    from bench.backends.spawn import spawn_for
     from bench.records import ExecutorOptions, RunPlan, RunSettings
     from bench.suites import SUITES
 
@@ -281,14 +281,9 @@ def run(
     models = _split(model) or list(chosen.models)
     # The model's process starts now and imports torch and transformers while this one
     # imports lm-eval and builds the tasks (bench/backends/process.py).
-    first_model_here = process_model_path(
-        backend, models[0] if models else None, executor == "local" and not dry_run
-    )
-    spawned = spawn(backend) if first_model_here else None
+    spawned = spawn_for(backend, models[0] if models else None, executor == "local" and not dry_run)
     try:  # a bad option below stops the model process at once
         from lm_eval.utils import simple_parse_args_string
-
-        from bench.backends.process import start_loading
 
         plan = RunPlan(
             models=models,
@@ -318,7 +313,6 @@ def run(
         options = ExecutorOptions(
             kind=executor, address=ray_address, shard_size=shard_size or None, replicas=replicas
         )
-        loading = {} if dry_run else start_loading(plan, options, spawned)
     except BaseException:
         if spawned is not None:
             spawned.kill()
@@ -334,7 +328,7 @@ def run(
             store,
             lambda msg: console.print(f"[dim]{escape(msg)}[/dim]", soft_wrap=True),
             options,
-            loading,
+            spawned,
         )
     for record in records:
         m = record.manifest

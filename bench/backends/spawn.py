@@ -60,3 +60,9 @@ def process_model_path(backend: str, first_model: str | None, local: bool) -> Pa
 
     path = local_model_path(first_model)
     return path if path is not None and (path / "config.json").is_file() else None
+
+
+def spawn_for(backend: str, first_model: str | None, local: bool) -> Spawned | None:
+    """A process for the run's first model where process_model_path says there will be
+    one: it imports the backend at once and is told the model later (ModelProcess)."""
+    return spawn(backend) if process_model_path(backend, first_model, local) else None
