@@ -157,8 +157,10 @@ def evaluate(
     begin = time.perf_counter()
     backend = backend or start_backend(settings.backend, model.path, settings)
     # A model process may still be loading: the evaluation's clock starts once it is done.
-    load_s = backend.ready().load_s if isinstance(backend, ModelProcess) else None
-    load_s = time.perf_counter() - begin if load_s is None else load_s
+    if isinstance(backend, ModelProcess):
+        load_s = backend.ready().load_s
+    else:
+        load_s = time.perf_counter() - begin
     if cache is not None:
         backend.timings.cache = cache(cache_namespace(model, settings))
     run = dict(model=model, settings=settings, started_at=started_at, load_s=load_s)
