@@ -57,7 +57,7 @@ def timed(cmd: list[str], cwd: Path = REPO, env: dict | None = None) -> float:
 
 
 def bench_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bench.cli", *args]
+    return [sys.executable, "-m", "bench.launch", *args]
 
 
 # As a module, so it runs wherever lm_eval is importable (a venv or PYTHONPATH).

@@ -29,7 +29,7 @@ def read_table(url: str, table: str):
 def run_bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """The real CLI in a subprocess, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "bench.cli", *args],
+        [sys.executable, "-m", "bench.launch", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

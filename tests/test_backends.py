@@ -314,7 +314,7 @@ def test_llamacpp_server_refuses_loglikelihood_clearly(llama_srv, tmp_path):
 
 def start_run(*args) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", "run", *args],
+        [sys.executable, "-m", "bench.launch", "run", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

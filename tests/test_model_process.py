@@ -19,7 +19,7 @@ SMOL = "smollm2-135m-instruct"
 
 def run_with(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bench.cli", *args],
+        [sys.executable, "-m", "bench.launch", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -41,8 +41,12 @@ def test_records_equal_an_in_process_run(tmp_path):
         marks = [json.loads(line) for line in trace.read_text().splitlines()]
         loaded_in = {m["pid"] for m in marks if m["event"] == "model_loaded"}
         cli = {m["pid"] for m in marks if m["event"] == "cli_run"}
-        # The model loaded in a child process only where asked.
+        # The model loaded in a child process only where asked, started by the `bench`
+        # command before the CLI's own imports.
         assert (loaded_in != cli) == (mode == "1")
+        if mode == "1":
+            (spawned,), (run,) = times(marks, "model_process_spawned"), times(marks, "cli_run")
+            assert spawned < run
         records[mode] = {
             "metrics": read_table(store, "metrics")[
                 ["task", "metric", "filter", "value", "stderr"]
@@ -61,6 +65,39 @@ def test_records_equal_an_in_process_run(tmp_path):
         assert ours.equals(other), table  # bitwise: floats compared exactly
 
 
+def times(marks: list[dict], event: str) -> list[float]:
+    return [m["t"] for m in marks if m["event"] == event]
+
+
+def test_bad_options_stop_the_model_process_started_for_them(tmp_path):
+    marker = f"BENCH_TEST_MARKER={tmp_path}"
+    trace = tmp_path / "trace.jsonl"
+    env = {"BENCH_TRACE": str(trace), marker.split("=")[0]: str(tmp_path)}
+    for bad in (["--batch-size", "eight"], ["--tasks", "basics_factz"]):
+        result = run_with(
+            env, "run", "--model", SMOL, *bad, "--store", f"sqlite:///{tmp_path}/s.db"
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        # It was started, and is gone as soon as bench exits.
+        assert times([json.loads(line) for line in trace.read_text().splitlines()],
+                     "model_process_spawned")  # fmt: skip
+        assert not processes_with(marker)
+        trace.unlink()
+
+
+def processes_with(environment_item: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and environment_item.encode() in (
+                (entry / "environ").read_bytes().split(b"\0")
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            pass  # gone, or not ours
+    return found
+
+
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
@@ -71,7 +108,7 @@ def test_model_process_killed_mid_run_is_reported_and_answers_kept(tmp_path):
     args = ["run", "--model", SMOL, "--tasks", "basics_arith", "--batch-size", "4"]
     args += ["--store", f"sqlite:///{store}"]
     run = subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", *args],
+        [sys.executable, "-m", "bench.launch", *args],
         cwd=REPO,
         env=os.environ.copy(),
         stdout=subprocess.PIPE,

@@ -146,7 +146,7 @@ def test_killed_worker_is_replaced_and_every_sample_lands_once(ray_cluster, tmp_
     command = [
         sys.executable,
         "-m",
-        "bench.cli",
+        "bench.launch",
         "run",
         "--model",
         SMOL,

@@ -54,7 +54,7 @@ def test_run_killed_mid_way_resumes_without_asking_again(tmp_path):
     args = [
         sys.executable,
         "-m",
-        "bench.cli",
+        "bench.launch",
         "run",
         "--model",
         SMOL,

@@ -18,8 +18,12 @@ def _lean_transformers() -> Iterator[None]:
     """While the backend's modules import and its model loads: transformers imports
     scikit-learn (1.6 s here) for assisted generation's confidence threshold and
     scipy.optimize (0.7 s) for object detection losses, neither of which an LLM evaluation
-    uses. Telling it they are absent skips those imports; the flags are restored after."""
-    import transformers.utils
+    uses. Telling it they are absent skips those imports; the flags are restored after.
+    Its first import also reuses what import_cache remembers."""
+    from bench.backends.import_cache import remembered_transformers_imports
+
+    with remembered_transformers_imports():
+        import transformers.utils
 
     saved = {n: getattr(transformers.utils, n) for n in LEAN_SKIPS}
     for name in LEAN_SKIPS:

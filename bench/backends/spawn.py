@@ -7,6 +7,7 @@ the tasks, and learns which model to load when the plan is known (ModelProcess).
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -64,5 +65,51 @@ def process_model_path(backend: str, first_model: str | None, local: bool) -> Pa
 
 def spawn_for(backend: str, first_model: str | None, local: bool) -> Spawned | None:
     """A process for the run's first model where process_model_path says there will be
-    one: it imports the backend at once and is told the model later (ModelProcess)."""
-    return spawn(backend) if process_model_path(backend, first_model, local) else None
+    one: it imports the backend at once and is told the model later (ModelProcess). The
+    one spawn_early started is handed over if it imports this backend."""
+    global _early
+    early, _early = _early, None
+    if early is not None and (early.backend != backend or not in_child_process(backend)):
+        early.kill()
+        early = None
+    if not process_model_path(backend, first_model, local):
+        if early is not None:
+            early.kill()
+        return None
+    return early or spawn(backend)
+
+
+_early: Spawned | None = None
+
+
+def spawn_early(argv: list[str]) -> None:
+    """Start the model process of a `bench run` from its raw arguments, before the CLI
+    imports its own modules (0.2 s sooner), where they name a local run of a backend that
+    loads in a child (hf by default). spawn_for takes it over once the options are parsed;
+    if nothing does (bad options, a model not here), it is killed at exit."""
+    global _early
+    if not argv or argv[0] != "run" or {"--help", "--dry-run"} & set(argv):
+        return
+    backend = _option(argv, "--backend", "hf")
+    if _option(argv, "--executor", "local") != "local" or not in_child_process(backend):
+        return
+    _early = spawn(backend)
+    atexit.register(_kill_unclaimed)
+
+
+def _option(argv: list[str], name: str, default: str) -> str:
+    """The last value given for a long option, as --name VALUE or --name=VALUE."""
+    value = default
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _kill_unclaimed() -> None:
+    global _early
+    if _early is not None:
+        _early.kill()
+        _early = None
