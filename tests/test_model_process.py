@@ -85,6 +85,33 @@ def test_bad_options_stop_the_model_process_started_for_them(tmp_path):
         trace.unlink()
 
 
+# bench.api.run from Python with sys.stderr redirected, as in a notebook cell.
+REDIRECTED = """
+import contextlib, io, sys
+from bench import api
+from bench.records import RunPlan, RunSettings
+cell = io.StringIO()
+with contextlib.redirect_stderr(cell):
+    plan = RunPlan(models=[sys.argv[1]], tasks=["basics_facts"], settings=RunSettings(limit=2))
+    api.run(plan, store=sys.argv[2])
+print(cell.getvalue())
+"""
+
+
+def test_the_model_process_writes_where_sys_stderr_points(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", REDIRECTED, SMOL, f"sqlite:///{tmp_path / 'cell.db'}"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # The child's weights progress bar reached the redirected stream, not fd 2.
+    assert "Loading weights" in result.stdout
+    assert "Loading weights" not in result.stderr
+
+
 def processes_with(environment_item: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

@@ -63,6 +63,7 @@ class ModelProcess(LoggedLM, LM):
     def __init__(self, spawned: Spawned, model_path: Path, settings: RunSettings):
         super().__init__()
         self.model_path = Path(model_path)
+        self._spawned = spawned
         self._child = spawned.child
         self._conn = spawned.conn
         self._conn.send((str(model_path), settings))
@@ -168,6 +169,7 @@ class ModelProcess(LoggedLM, LM):
             self._child.wait()
         finally:
             self._conn.close()
+            self._spawned.output_done()
 
 
 class _Forwarding(RequestLog):

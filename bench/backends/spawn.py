@@ -8,9 +8,11 @@ the tasks, and learns which model to load when the plan is known (ModelProcess).
 from __future__ import annotations
 
 import atexit
+import codecs
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
@@ -31,11 +33,18 @@ class Spawned:
     backend: str
     child: subprocess.Popen
     conn: Connection
+    relay: threading.Thread | None = None  # copies the child's stderr (_relay)
 
     def kill(self) -> None:
         self.child.kill()
         self.child.wait()
         self.conn.close()
+        self.output_done()
+
+    def output_done(self) -> None:
+        """Wait, once the child has exited, until all it wrote has been copied."""
+        if self.relay is not None:
+            self.relay.join(timeout=5)
 
 
 def spawn(backend: str) -> Spawned:
@@ -43,12 +52,35 @@ def spawn(backend: str) -> Spawned:
 
     mark("model_process_spawned")
     ours, theirs = Pipe()
+    relay = not _stderr_is_inherited()
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.backends.process", str(theirs.fileno()), backend],
         pass_fds=[theirs.fileno()],
+        stderr=subprocess.PIPE if relay else None,
     )
     theirs.close()
-    return Spawned(backend, child, ours)
+    copier = None
+    if relay:
+        copier = threading.Thread(target=_relay, args=(child.stderr,), daemon=True)
+        copier.start()
+    return Spawned(backend, child, ours, copier)
+
+
+def _stderr_is_inherited() -> bool:
+    """Whether a child writing to file descriptor 2 writes where sys.stderr does; not in a
+    notebook, whose sys.stderr is the cell and fd 2 the terminal that started the kernel."""
+    try:
+        return sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _relay(stream) -> None:
+    """Copy the child's stderr (its progress bars, warnings) to sys.stderr as it comes."""
+    decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+    for chunk in iter(lambda: stream.read1(65536), b""):
+        sys.stderr.write(decode(chunk))
+        sys.stderr.flush()
 
 
 def process_model_path(backend: str, first_model: str | None, local: bool) -> Path | None:
