@@ -84,7 +84,6 @@ def main() -> None:
     for round_ in range(args.rounds):
         store = f"sqlite:///{work / f'bench-{round_}.db'}"
         out = work / f"lm_eval-{round_}"
-
         one_process_store = f"sqlite:///{work / f'bench-1p-{round_}.db'}"
         commands = {
             "bench": (bench_run(store), None, None),

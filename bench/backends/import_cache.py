@@ -9,8 +9,8 @@ computations whose answers change only when packages are installed, removed or u
   cache is keyed by a Path once and by a str the other time).
 Both answers are kept in the bench cache, keyed by what they read: sys.path and the
 distributions' metadata folders in each entry (an install or upgrade renames them);
-transformers' version, the folder and its modification time. Nothing else changes: where a cached
-answer is missing or unreadable, transformers computes it as usual.
+transformers' version, the folder and its modification time. Nothing else changes: where
+a cached answer is missing or unreadable, transformers computes it as usual.
 """
 
 from __future__ import annotations
