@@ -12,13 +12,19 @@ from bench.backends import import_cache
 # Imports transformers inside remembered_transformers_imports and prints what the two
 # steps answered, in a canonical form (sets sorted), and how often they were computed.
 PROBE = """
-import importlib.metadata, json, sys
-computed = {"distributions": 0}
+import builtins, importlib.metadata, json, os, sys
+computed = {"distributions": 0, "files_read": 0}
 original = importlib.metadata.packages_distributions
 def counting():
     computed["distributions"] += 1
     return original()
 importlib.metadata.packages_distributions = counting
+opened = builtins.open
+def counting_open(file, *args, **kwargs):  # how the structure step reads
+    if str(file).endswith(".py") and f"transformers{os.sep}models" in str(file):
+        computed["files_read"] += 1
+    return opened(file, *args, **kwargs)
+builtins.open = counting_open
 from bench.backends.import_cache import remembered_transformers_imports
 with remembered_transformers_imports():
     import transformers.models.auto
@@ -34,6 +40,7 @@ print(json.dumps({
     "distributions": canon(import_utils.PACKAGE_DISTRIBUTION_MAPPING),
     "structure": canon(models),
     "computed": computed["distributions"],
+    "files_read": computed["files_read"],
     "patched_back": importlib.metadata.packages_distributions is counting,
 }))
 """
@@ -53,10 +60,10 @@ def probe(cache) -> dict:
 
 def test_remembered_answers_equal_computed_ones(tmp_path):
     first = probe(tmp_path)  # computes, and writes the cache
-    assert first["computed"] == 1
+    assert first["computed"] == 1 and first["files_read"] > 1000
     assert list((tmp_path / "import-cache").glob("*.pickle"))
     second = probe(tmp_path)  # reads it
-    assert second["computed"] == 0
+    assert second["computed"] == 0 and second["files_read"] == 0
     assert second["distributions"] == first["distributions"]
     assert second["structure"] == first["structure"] and len(first["structure"]) > 0
     assert first["patched_back"] and second["patched_back"]
