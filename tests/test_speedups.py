@@ -6,6 +6,7 @@ lm-eval's built-in tasks must equal lm-eval's own."""
 
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 
 from bench.backends import create_backend
 from bench.backends.hf import MIN_OUTPUT_ROWS, kept_from
+from bench.backends.side_by_side import Occupancy
 from bench.records import RunSettings
 from tests.conftest import BASICS_TASKS, REPO
 
@@ -66,6 +68,43 @@ def test_score_pairs_equals_lm_evals_own_loglikelihood(backend):
         assert logprob == pytest.approx(their_logprob, abs=1e-6)
         assert greedy == their_greedy
     assert ours[3][0] == ours[4][0]
+
+
+def test_batches_side_by_side_give_the_same_bits(backend, monkeypatch):
+    # Eight batches of three rows: one after another on the backend's threads, then two
+    # at a time on worker threads of one torch thread each; every answer bit for bit.
+    words = "the cat sat on a mat while two dogs ran far away from home".split()
+    texts = [(f"{i}: " + " ".join(words[: 3 + i % 7]), " " + words[-1 - i % 5]) for i in range(24)]
+    pairs = [backend.encode_request(c, t) for c, t in texts]
+    assert len(backend._plan(pairs, 0)) == 8
+
+    monkeypatch.setattr(type(backend), "_side_by_side", lambda self, plan: 1)
+    alone = backend.score_pairs(pairs, "loglikelihood")
+    ran_on: set[str] = set()
+    score_batch = type(backend)._score_batch
+
+    def recording(self, batch):
+        ran_on.add(threading.current_thread().name)
+        return score_batch(self, batch)
+
+    monkeypatch.setattr(type(backend), "_score_batch", recording)
+    monkeypatch.setattr(type(backend), "_side_by_side", lambda self, plan: 2)
+    torch.set_num_threads(2)  # a count the workers' 1 could overwrite
+    together = backend.score_pairs(pairs, "loglikelihood")
+    assert len(ran_on) == 2 and all(name.startswith("bench-batch") for name in ran_on)
+    assert [(lp, g) for lp, g, _ in together] == [(lp, g) for lp, g, _ in alone]
+    assert torch.get_num_threads() == 2  # the workers' 1 thread stayed theirs
+
+
+def test_time_of_batches_side_by_side_is_shared_out():
+    # Spans 0-2, 1-3 and 3-4: from 1 to 2 two batches ran, so each gets half of that
+    # second; the shares add up to the 4 s the three took.
+    clock = Occupancy()
+    spans = [[0.0, 2.0], [1.0, 3.0], [3.0, 4.0]]
+    clock._spans = [list(s) for s in spans]
+    shares = [clock.share(s) for s in spans]
+    assert shares == [1.5, 1.5, 1.0]
+    assert sum(shares) == 4.0
 
 
 def test_batch_clock_waits_for_the_gpu(monkeypatch):

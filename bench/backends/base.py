@@ -94,6 +94,19 @@ class TimedLM(LoggedLM, TemplateLM):
         self, prompts: list[str], spec: GenerationSpec, done: Done = None
     ) -> list[tuple[str, RequestTiming]]: ...
 
+    def score_groups(
+        self, groups: list[list[TokenPair]], request_type: str, done: Done = None
+    ) -> list[Scored]:
+        """score_pairs over each group in turn, so that each forms batches of its own;
+        `done` gets indices that count across the groups."""
+        results: list[Scored] = []
+        for pairs in groups:
+            offset = len(results)
+            results += self.score_pairs(
+                pairs, request_type, done and (lambda j, scored, o=offset: done(o + j, scored))
+            )
+        return results
+
     # -- lm-eval's LM interface -----------------------------------------------------
 
     def _loglikelihood_tokens(self, requests, **_) -> list[tuple[float, bool]]:
@@ -157,12 +170,9 @@ class TimedLM(LoggedLM, TemplateLM):
                 timing = merge_timings(parts[owner], "loglikelihood_rolling")
                 self.timings.add(requests[owner], timing, totals[owner])
 
-        group = self.rolling_group_size or len(windows) or 1
-        for start in range(0, len(windows), group):
-            chunk = windows[start : start + group]
-            self.score_pairs(
-                chunk, "loglikelihood_rolling", lambda j, scored, s=start: done(s + j, scored)
-            )
+        size = self.rolling_group_size or len(windows) or 1
+        groups = [windows[start : start + size] for start in range(0, len(windows), size)]
+        self.score_groups(groups, "loglikelihood_rolling", done)
         return self._answers(requests)
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:

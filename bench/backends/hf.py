@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from dataclasses import dataclass
 from functools import cached_property
 
 import torch
@@ -19,6 +20,7 @@ from lm_eval.models.utils import postprocess_generated_text
 from tqdm import tqdm
 
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, batches
+from bench.backends.side_by_side import run_in_order
 from bench.backends.threads import choose_cpu_threads
 from bench.backends.timing import RequestTiming, split_time
 
@@ -26,6 +28,20 @@ from bench.backends.timing import RequestTiming, split_time
 # additions: other last bits); from 12 rows on a row's result does not depend on how many
 # rows are multiplied with it. 16 keeps a margin.
 MIN_OUTPUT_ROWS = 16
+
+
+# Batches computed side by side each hold their logits (and log-probabilities) at once:
+# beyond this many bytes in all, they go one after the other.
+SIDE_BY_SIDE_LOGITS_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """Input rows that go through the model together, longest first, and for each row
+    the (index, continuation tokens) of the requests it answers."""
+
+    rows: list[tuple[int, ...]]
+    owners: list[list[tuple[int, list[int]]]]
 
 
 def kept_from(needed: int, rows: int, width: int) -> int:
@@ -62,61 +78,95 @@ class HFBackend(TimedLM, HFLM):
     def score_pairs(
         self, pairs: list[TokenPair], request_type: str, done: Done = None
     ) -> list[Scored]:
-        """Log-probability and greedy flag of every continuation, longest inputs first."""
-        # The model sees context+continuation without its last token; requests whose
-        # input rows are identical are computed once.
-        rows: dict[tuple[int, ...], list[int]] = {}
-        for i, (context, continuation) in enumerate(pairs):
-            if not continuation:
-                raise ValueError("loglikelihood request with an empty continuation")
-            inp = tuple((context + continuation)[-(self.max_length + 1) :][:-1])
-            rows.setdefault(inp, []).append(i)
-        # Longest first, ties in token order: the same batches lm-eval's HFLM forms.
-        order = sorted(rows, key=lambda inp: (-len(inp), inp))
+        return self.score_groups([pairs], request_type, done)
 
+    def score_groups(
+        self, groups: list[list[TokenPair]], request_type: str, done: Done = None
+    ) -> list[Scored]:
+        """Log-probability and greedy flag of every continuation. Each group forms its own
+        batches, longest inputs first; batches may run side by side (side_by_side.py)."""
         self._fit_threads()
-        results: list[Scored | None] = [None] * len(pairs)
+        plan: list[RowBatch] = []
+        offset = 0
+        for pairs in groups:
+            plan += self._plan(pairs, offset)
+            offset += len(pairs)
+        results: list[Scored | None] = [None] * offset
         progress = tqdm(
-            total=len(pairs),
-            disable=len(pairs) < 2 * self._batch,
-            desc=f"Running {request_type} requests",
+            total=offset, disable=offset < 2 * self._batch, desc=f"Running {request_type} requests"
         )
-        for batch in batches(order, self._batch):
-            width = len(batch[0])
-            padded = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, inp in enumerate(batch):
-                padded[r, : len(inp)] = torch.tensor(inp, dtype=torch.long)
-            # Only positions that some row's continuation is read from.
-            needed = min(len(inp) - max(len(pairs[i][1]) for i in rows[inp]) for inp in batch)
-            first = kept_from(needed, len(batch), width)
-            start = time.perf_counter()
-            logprobs = F.log_softmax(
-                self._logits_from(padded.to(self.device), first), dim=-1, dtype=self.softmax_dtype
-            )
-            self._wait_for_device()
-            elapsed = time.perf_counter() - start
-            shares = split_time(elapsed, [len(inp) for inp in batch])
-            for r, inp in enumerate(batch):
-                owners = rows[inp]
-                for i in owners:
-                    cont = pairs[i][1]
-                    span = logprobs[r, len(inp) - len(cont) - first : len(inp) - first]
-                    target = torch.tensor(cont, dtype=torch.long, device=span.device)
-                    token_lp = span.gather(1, target.unsqueeze(1)).squeeze(1)
-                    greedy = bool((span.argmax(dim=-1) == target).all())
+        answers = run_in_order(self._score_batch, plan, self._side_by_side(plan))
+        for batch, (scores, elapsed) in zip(plan, answers, strict=True):
+            shares = split_time(elapsed, [len(inp) for inp in batch.rows])
+            for inp, owners, share, row_scores in zip(
+                batch.rows, batch.owners, shares, scores, strict=True
+            ):
+                for (i, cont), (logprob, greedy) in zip(owners, row_scores, strict=True):
                     timing = RequestTiming(
                         request_type=request_type,
-                        wall_s=shares[r] / len(owners),
+                        wall_s=share / len(owners),
                         prompt_tokens=len(inp) + 1 - len(cont),
                         completion_tokens=len(cont),
-                        batch_size=len(batch),
+                        batch_size=len(batch.rows),
                     )
-                    results[i] = (float(token_lp.sum()), greedy, timing)
+                    results[i] = (logprob, greedy, timing)
                     if done:
                         done(i, results[i])
                 progress.update(len(owners))
         progress.close()
         return results  # type: ignore[return-value]
+
+    def _plan(self, pairs: list[TokenPair], offset: int) -> list[RowBatch]:
+        """The batches lm-eval's HFLM forms for these pairs; pairs whose input rows are
+        identical share one row (the model sees context+continuation minus its last token)."""
+        rows: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+        for i, (context, continuation) in enumerate(pairs):
+            if not continuation:
+                raise ValueError("loglikelihood request with an empty continuation")
+            inp = tuple((context + continuation)[-(self.max_length + 1) :][:-1])
+            rows.setdefault(inp, []).append((offset + i, continuation))
+        # Longest first, ties in token order: the same batches lm-eval's HFLM forms.
+        order = sorted(rows, key=lambda inp: (-len(inp), inp))
+        return [RowBatch(b, [rows[inp] for inp in b]) for b in batches(order, self._batch)]
+
+    def _side_by_side(self, plan: list[RowBatch]) -> int:
+        """How many batches to compute at once: one per torch thread on a CPU, while their
+        logits stay small (each batch holds its own)."""
+        if self.device.type != "cpu" or not plan:
+            return 1
+        vocab = self.model.config.get_text_config().vocab_size
+        largest = max(len(b.rows) * (len(b.rows[0]) - self._first(b)) * vocab * 8 for b in plan)
+        return max(1, min(torch.get_num_threads(), SIDE_BY_SIDE_LOGITS_BYTES // largest))
+
+    def _first(self, batch: RowBatch) -> int:
+        """First position whose logits the batch needs (see kept_from)."""
+        needed = min(
+            len(inp) - max(len(cont) for _, cont in owners)
+            for inp, owners in zip(batch.rows, batch.owners, strict=True)
+        )
+        return kept_from(needed, len(batch.rows), len(batch.rows[0]))
+
+    def _score_batch(self, batch: RowBatch) -> list[list[tuple[float, bool]]]:
+        """(log-probability, greedy?) of each row's owners, from one forward pass."""
+        width = len(batch.rows[0])
+        padded = torch.zeros((len(batch.rows), width), dtype=torch.long)
+        for r, inp in enumerate(batch.rows):
+            padded[r, : len(inp)] = torch.tensor(inp, dtype=torch.long)
+        first = self._first(batch)
+        logprobs = F.log_softmax(
+            self._logits_from(padded.to(self.device), first), dim=-1, dtype=self.softmax_dtype
+        )
+        self._wait_for_device()
+        scores: list[list[tuple[float, bool]]] = []
+        for r, (inp, owners) in enumerate(zip(batch.rows, batch.owners, strict=True)):
+            scores.append([])
+            for _, cont in owners:
+                span = logprobs[r, len(inp) - len(cont) - first : len(inp) - first]
+                target = torch.tensor(cont, dtype=torch.long, device=span.device)
+                token_lp = span.gather(1, target.unsqueeze(1)).squeeze(1)
+                greedy = bool((span.argmax(dim=-1) == target).all())
+                scores[-1].append((float(token_lp.sum()), greedy))
+        return scores
 
     @cached_property
     def _keeps_positions(self) -> bool:
