@@ -9,7 +9,7 @@ that share a context+continuation prefix share one forward row) and time every b
 from __future__ import annotations
 
 import inspect
-import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,6 +20,7 @@ from lm_eval.models.utils import postprocess_generated_text
 from tqdm import tqdm
 
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, batches
+from bench.backends.decode_attention import decode_attention_threads
 from bench.backends.side_by_side import run_in_order
 from bench.backends.threads import choose_cpu_threads
 from bench.backends.timing import RequestTiming, split_time
@@ -30,9 +31,20 @@ from bench.backends.timing import RequestTiming, split_time
 MIN_OUTPUT_ROWS = 16
 
 
-# Batches computed side by side each hold their logits (and log-probabilities) at once:
-# beyond this many bytes in all, they go one after the other.
-SIDE_BY_SIDE_LOGITS_BYTES = 1 << 30
+# Batches computed side by side each hold their logits (and log-probabilities) or their
+# key/value cache at once: beyond this many bytes in all, they go one after the other.
+SIDE_BY_SIDE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class GenerationBatch:
+    """Prompts tokenized for one `generate` call, and its settings."""
+
+    context: torch.Tensor
+    attention: torch.Tensor
+    max_length: int
+    until: list[str]
+    kwargs: dict
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,7 @@ class HFBackend(TimedLM, HFLM):
             return 1
         vocab = self.model.config.get_text_config().vocab_size
         largest = max(len(b.rows) * (len(b.rows[0]) - self._first(b)) * vocab * 8 for b in plan)
-        return max(1, min(torch.get_num_threads(), SIDE_BY_SIDE_LOGITS_BYTES // largest))
+        return max(1, min(torch.get_num_threads(), SIDE_BY_SIDE_BYTES // largest))
 
     def _first(self, batch: RowBatch) -> int:
         """First position whose logits the batch needs (see kept_from)."""
@@ -203,52 +215,67 @@ class HFBackend(TimedLM, HFLM):
         # Longest prompt first, ties by text: the batches lm-eval's HFLM forms.
         lengths = [len(self.tok_encode(p)) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], prompts[i]))
+        members = list(batches(order, self._batch))
+        # Tokenized here, in this thread: a tokenizer whose padding settings change while
+        # another thread encodes fails ("Already borrowed"). The stop sequences' encoding
+        # below leaves them as every later encode in the workers wants them (no padding).
+        plan = [self._encode_batch([prompts[i] for i in batch], spec) for batch in members]
+        self.tokenizer.encode(spec.until[0] if spec.until else "", add_special_tokens=False)
+        workers = self._side_by_side_generation(plan)
         results: list[tuple[str, RequestTiming] | None] = [None] * len(prompts)
         progress = tqdm(total=len(prompts), disable=len(prompts) < 2, desc="Generating")
-        for batch in batches(order, self._batch):
-            texts, timings = self._generate_batch([prompts[i] for i in batch], spec)
-            for i, text, timing in zip(batch, texts, timings, strict=True):
-                timing.prompt_tokens = lengths[i]
-                results[i] = (text, timing)
-                if done:
-                    done(i, results[i])
-            progress.update(len(batch))
+        with decode_attention_threads(torch.get_num_threads()) if workers > 1 else nullcontext():
+            answers = run_in_order(self._generate_ids, plan, workers)
+            for batch, job, (generated, elapsed) in zip(members, plan, answers, strict=True):
+                shares = split_time(elapsed, [1] * len(batch))
+                for i, row, share in zip(batch, generated.tolist(), shares, strict=True):
+                    text, count = self._text_of(row[job.context.shape[1] :], spec)
+                    timing = RequestTiming("generate_until", share, lengths[i], count, len(batch))
+                    results[i] = (text, timing)
+                    if done:
+                        done(i, results[i])
+                progress.update(len(batch))
         progress.close()
         return results  # type: ignore[return-value]
 
-    def _generate_batch(
-        self, contexts: list[str], spec: GenerationSpec
-    ) -> tuple[list[str], list[RequestTiming]]:
+    def _encode_batch(self, contexts: list[str], spec: GenerationSpec) -> GenerationBatch:
         kwargs = dict(spec.kwargs)
-        context_ids, attention = self.tok_batch_encode(
+        context, attention = self.tok_batch_encode(
             contexts,
             left_truncate_len=self.max_length - spec.max_gen_toks,
             truncation=self.truncation,
         )
-        context_ids, attention = context_ids.to(self.device), attention.to(self.device)
-        start = time.perf_counter()
+        max_length = kwargs.pop("max_length", context.shape[1] + spec.max_gen_toks)
+        return GenerationBatch(
+            context.to(self.device), attention.to(self.device), max_length, spec.until, kwargs
+        )
+
+    def _generate_ids(self, job: GenerationBatch) -> torch.Tensor:
         generated = self._model_generate(
-            context=context_ids,
-            attention_mask=attention,
-            stop=spec.until,
-            max_length=kwargs.pop("max_length", context_ids.shape[1] + spec.max_gen_toks),
-            **kwargs,
+            context=job.context,
+            attention_mask=job.attention,
+            stop=job.until,
+            max_length=job.max_length,
+            **job.kwargs,
         )
         self._wait_for_device()
-        elapsed = time.perf_counter() - start
+        return generated
 
-        texts, new_token_counts = [], []
+    def _text_of(self, new_tokens: list[int], spec: GenerationSpec) -> tuple[str, int]:
+        """A row's generated text, cut at the stop sequences, and its token count."""
         pad = self.tokenizer.pad_token_id
-        for row in generated.tolist():
-            new_tokens = row[context_ids.shape[1] :]
-            while new_tokens and new_tokens[-1] == pad:
-                new_tokens.pop()
-            new_token_counts.append(len(new_tokens))
-            texts.append(postprocess_generated_text(self.tok_decode(new_tokens), spec.until, None))
-        timings = [
-            RequestTiming("generate_until", share, 0, count, len(contexts))
-            for share, count in zip(
-                split_time(elapsed, [1] * len(contexts)), new_token_counts, strict=True
-            )
-        ]
-        return texts, timings
+        while new_tokens and new_tokens[-1] == pad:
+            new_tokens.pop()
+        text = postprocess_generated_text(self.tok_decode(new_tokens), spec.until, None)
+        return text, len(new_tokens)
+
+    def _side_by_side_generation(self, plan: list[GenerationBatch]) -> int:
+        """Generation batches at once: one per torch thread on a CPU, where the model's
+        attention is transformers' "sdpa" (decode_attention.py keeps its bits), while
+        each batch's key/value cache stays small."""
+        config = self.model.config.get_text_config()
+        if self.device.type != "cpu" or config._attn_implementation != "sdpa" or not plan:
+            return 1
+        per_token = 2 * config.num_hidden_layers * config.hidden_size * 4  # keys and values
+        largest = max(len(job.context) * job.max_length * per_token for job in plan)
+        return max(1, min(torch.get_num_threads(), SIDE_BY_SIDE_BYTES // largest))

@@ -55,18 +55,36 @@ class Occupancy:
         )
 
 
+class ThreadShare:
+    """The caller's torch threads shared out among the items still to finish: one each
+    while there are as many items as workers, all of them to the last item alone (alone
+    on one thread, it would leave the other cores idle)."""
+
+    def __init__(self, threads: int, workers: int, items: int) -> None:
+        self.threads, self.workers, self.unfinished = threads, workers, items
+        self._lock = threading.Lock()
+
+    def apply(self, *_) -> None:
+        """Set the calling thread's torch threads to its share now (a module pre-hook:
+        a batch picks up freed cores from its next module on)."""
+        share = max(1, self.threads // max(1, min(self.workers, self.unfinished)))
+        if torch.get_num_threads() != share:
+            torch.set_num_threads(share)  # this thread's own OpenMP setting
+
+    def finished(self) -> None:
+        with self._lock:
+            self.unfinished -= 1
+
+
 def run_in_order(
     compute: Callable[[Item], Result], items: list[Item], workers: int
 ) -> Iterator[tuple[Result, float]]:
     """Yield (compute(item), seconds) for each item, in order, computing up to `workers`
-    items at once, each on a thread of its own with one torch thread. `seconds` is the
-    item's share of the wall time (Occupancy): the shares add up to the time the work
-    took, as a batch's time is split among its requests.
-
-    With fewer than two items per worker, items run one after another on all of the
-    caller's torch threads: items come longest first, and a pair of unequal ones would
-    leave a core idle while the longer one goes on alone on one thread."""
-    if workers <= 1 or len(items) < 2 * workers:
+    items at once, each on a thread of its own with its share of the caller's torch
+    threads (ThreadShare). `seconds` is the item's share of the wall time (Occupancy):
+    the shares add up to the time the work took, as a batch's time is split among its
+    requests."""
+    if workers <= 1 or len(items) <= 1:
         for item in items:
             start = time.perf_counter()
             result = compute(item)
@@ -74,15 +92,20 @@ def run_in_order(
         return
 
     clock = Occupancy()
+    share = ThreadShare(torch.get_num_threads(), workers, len(items))
 
     def timed(item: Item) -> tuple[Result, list[float]]:
-        torch.set_num_threads(1)  # this thread's own OpenMP setting
+        share.apply()
         span = clock.begin()
-        result = compute(item)
-        clock.end(span)
+        try:
+            result = compute(item)
+        finally:
+            clock.end(span)
+            share.finished()
         return result, span
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="bench-batch")
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(share.apply)
     pending: deque = deque()
     queue = iter(items)
     try:
@@ -99,4 +122,5 @@ def run_in_order(
                 break
             yield result, clock.share(span)
     finally:
+        hook.remove()
         pool.shutdown(wait=True, cancel_futures=True)
