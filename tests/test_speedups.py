@@ -11,8 +11,10 @@ import threading
 import pytest
 import torch
 import torch.nn.functional as F
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from bench.backends import create_backend
+from bench.backends.base import GenerationSpec
 from bench.backends.hf import MIN_OUTPUT_ROWS, kept_from
 from bench.backends.side_by_side import Occupancy
 from bench.records import RunSettings
@@ -94,6 +96,47 @@ def test_batches_side_by_side_give_the_same_bits(backend, monkeypatch):
     assert len(ran_on) == 2 and all(name.startswith("bench-batch") for name in ran_on)
     assert [(lp, g) for lp, g, _ in together] == [(lp, g) for lp, g, _ in alone]
     assert torch.get_num_threads() == 2  # the workers' 1 thread stayed theirs
+
+
+class StepScores(LogitsProcessor):
+    """Records every generation step's scores, keyed by the tokens so far, and where."""
+
+    def __init__(self):
+        self.scores: dict[tuple, torch.Tensor] = {}
+        self.threads: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, input_ids, scores):
+        with self._lock:
+            self.scores[(input_ids.shape, tuple(input_ids.flatten().tolist()))] = scores.clone()
+            self.threads.add(threading.current_thread().name)
+        return scores
+
+
+def test_generation_side_by_side_gives_the_same_bits(backend, monkeypatch):
+    # Four batches of three prompts: one after another on two torch threads, then two at
+    # a time on one thread each (decode steps' attention on two): every step's scores,
+    # prefill and decode, bit for bit.
+    prompts = [f"Question: What is {a} + {a * 3 % 7}?\nAnswer:" for a in range(12)]
+    runs = {}
+    for workers in (1, 2):
+        side_by_side = lambda self, plan, n=workers: n  # noqa: E731
+        monkeypatch.setattr(type(backend), "_side_by_side_generation", side_by_side)
+        torch.set_num_threads(2)
+        steps = StepScores()
+        spec = GenerationSpec(
+            until=["\n"],
+            max_gen_toks=5,
+            kwargs={"do_sample": False, "logits_processor": LogitsProcessorList([steps])},
+        )
+        texts = [text for text, _ in backend.generate(prompts, spec)]
+        runs[workers] = (texts, steps)
+    (texts, alone), (together_texts, together) = runs[1], runs[2]
+    assert len(together.threads) == 2 and all(t.startswith("bench-batch") for t in together.threads)
+    assert len(alone.scores) > 2 * 4  # decode steps after each batch's prefill
+    assert together.scores.keys() == alone.scores.keys()
+    assert all(torch.equal(together.scores[k], alone.scores[k]) for k in alone.scores)
+    assert together_texts == texts
 
 
 def test_time_of_batches_side_by_side_is_shared_out():
