@@ -114,15 +114,20 @@ class StepScores(LogitsProcessor):
 
 
 def test_generation_side_by_side_gives_the_same_bits(backend, monkeypatch):
-    # Four batches of three prompts: one after another on two torch threads, then two at
-    # a time on one thread each (decode steps' attention on two): every step's scores,
-    # prefill and decode, bit for bit.
-    prompts = [f"Question: What is {a} + {a * 3 % 7}?\nAnswer:" for a in range(12)]
-    runs = {}
-    for workers in (1, 2):
+    # Two batches of eight three-shot prompts (basics_arith's shape): one after another on
+    # two torch threads (lm-eval's count here); then side by side on one thread each; then
+    # one after another on one thread (a busy machine: threads.py). Decode steps' attention
+    # keeps two threads, so every step's scores, prefill and decode, come out bit for bit
+    # (on one thread, that attention alone gives other bits for these).
+    shots = "".join(f"Question: What is {a} * 3?\nAnswer: {a * 3}\n\n" for a in (2, 5, 7))
+    prompts = [f"{shots}Question: What is {a} + {a * 3 % 7}?\nAnswer:" for a in range(16)]
+    monkeypatch.setattr(backend, "batch_size_per_gpu", 8)
+    monkeypatch.setattr(backend, "_plain_threads", 2)
+    runs = []
+    for workers, threads in ((1, 2), (2, 2), (1, 1)):
         side_by_side = lambda self, plan, n=workers: n  # noqa: E731
         monkeypatch.setattr(type(backend), "_side_by_side_generation", side_by_side)
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
         steps = StepScores()
         spec = GenerationSpec(
             until=["\n"],
@@ -130,13 +135,15 @@ def test_generation_side_by_side_gives_the_same_bits(backend, monkeypatch):
             kwargs={"do_sample": False, "logits_processor": LogitsProcessorList([steps])},
         )
         texts = [text for text, _ in backend.generate(prompts, spec)]
-        runs[workers] = (texts, steps)
-    (texts, alone), (together_texts, together) = runs[1], runs[2]
+        runs.append((texts, steps))
+    (texts, alone), (_, together), _ = runs
     assert len(together.threads) == 2 and all(t.startswith("bench-batch") for t in together.threads)
-    assert len(alone.scores) > 2 * 4  # decode steps after each batch's prefill
-    assert together.scores.keys() == alone.scores.keys()
-    assert all(torch.equal(together.scores[k], alone.scores[k]) for k in alone.scores)
-    assert together_texts == texts
+    assert len(alone.scores) > 2 * 2  # decode steps after each batch's prefill
+    for other_texts, other in runs[1:]:
+        assert other.scores.keys() == alone.scores.keys()
+        assert all(torch.equal(other.scores[k], alone.scores[k]) for k in alone.scores)
+        assert other_texts == texts
+    torch.set_num_threads(2)
 
 
 def test_time_of_batches_side_by_side_is_shared_out():

@@ -71,6 +71,7 @@ class HFBackend(TimedLM, HFLM):
         return int(size) if str(size).isdigit() else 1
 
     _threads_fitted = False
+    _plain_threads = 1  # torch's own thread count, before fitting: what lm-eval runs with
 
     def _fit_threads(self) -> None:
         """Fit torch's CPU threads to the cores free when the first request runs; at load
@@ -78,6 +79,7 @@ class HFBackend(TimedLM, HFLM):
         if self._threads_fitted:
             return
         self._threads_fitted = True
+        self._plain_threads = torch.get_num_threads()
         if self.device.type == "cpu" and (threads := choose_cpu_threads()):
             torch.set_num_threads(threads)
 
@@ -224,7 +226,7 @@ class HFBackend(TimedLM, HFLM):
         workers = self._side_by_side_generation(plan)
         results: list[tuple[str, RequestTiming] | None] = [None] * len(prompts)
         progress = tqdm(total=len(prompts), disable=len(prompts) < 2, desc="Generating")
-        with decode_attention_threads(torch.get_num_threads()) if workers > 1 else nullcontext():
+        with self._decode_attention():
             answers = run_in_order(self._generate_ids, plan, workers)
             for batch, job, (generated, elapsed) in zip(members, plan, answers, strict=True):
                 shares = split_time(elapsed, [1] * len(batch))
@@ -237,6 +239,14 @@ class HFBackend(TimedLM, HFLM):
                 progress.update(len(batch))
         progress.close()
         return results  # type: ignore[return-value]
+
+    def _decode_attention(self):
+        """Decode steps' attention on torch's own thread count, as in an lm-eval run,
+        whatever this run's fitted count (threads.py) or a side-by-side worker's one."""
+        config = self.model.config.get_text_config()
+        if self.device.type != "cpu" or config._attn_implementation != "sdpa":
+            return nullcontext()
+        return decode_attention_threads(self._plain_threads)
 
     def _encode_batch(self, contexts: list[str], spec: GenerationSpec) -> GenerationBatch:
         kwargs = dict(spec.kwargs)

@@ -5,7 +5,9 @@ busy, every operator then waits at its barrier for the thread that got no core: 
 forward pass of SmolLM2 took 42 s with 2 threads and 8.8 s with 1 at load 10 on 2 cores.
 So the backend takes only the cores that other runnable processes leave free (at least
 one). The thread count splits a matrix product's rows, not its sums: scores came out
-bitwise the same (tests/test_parity.py compares with lm_eval at torch's default).
+bitwise the same (tests/test_parity.py compares with lm_eval at torch's default). The one
+operator found to sum by thread count, attention for a one-token query (a decode step),
+keeps torch's default count (bench/backends/decode_attention.py).
 """
 
 from __future__ import annotations
