@@ -1,10 +1,12 @@
-"""Decode steps' attention on the caller's thread count, for generation side by side.
+"""Decode steps' attention on torch's own thread count, whatever the caller's.
 
-Every operator of a SmolLM2 forward pass gives a row the same bits on one torch thread as
-on two, except one: torch's CPU attention kernel for a one-token query (a decode step),
-whose sums are split by thread count. Generation batches that run side by side on one
-thread each (bench/backends/side_by_side.py) therefore run just that operator on the
-thread count a plain run uses, and get a plain run's bits (tests/test_speedups.py).
+In a SmolLM2 forward pass every operator gives a row the same bits on one torch thread as
+on two, except one: torch's CPU attention for a one-token query (a decode step) sums in
+another order on one thread (seen with 8 rows and ~70-token caches; with fewer it did
+not show). lm-eval runs on torch's default thread count. So where bench runs on fewer,
+a generation batch side by side on one thread (side_by_side.py) or a whole run on a busy
+machine (threads.py), that one operator runs on the default count, and the scores stay
+lm-eval's bit for bit (tests/test_speedups.py).
 """
 
 from __future__ import annotations

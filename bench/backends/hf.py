@@ -3,7 +3,8 @@
 Model loading, tokenization and chat templates come from lm-eval's HFLM, so a prompt is
 tokenized exactly as `lm_eval --model hf` tokenizes it. The request loops are ours (see
 TimedLM): they batch by length, run each distinct input row once (multiple-choice answers
-that share a context+continuation prefix share one forward row) and time every batch.
+that share a context+continuation prefix share one forward row), on a CPU compute several
+batches at once (side_by_side.py) and time every batch.
 """
 
 from __future__ import annotations
