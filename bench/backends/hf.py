@@ -150,8 +150,14 @@ class HFBackend(TimedLM, HFLM):
         if self.device.type != "cpu" or not plan:
             return 1
         vocab = self.model.config.get_text_config().vocab_size
-        largest = max(len(b.rows) * (len(b.rows[0]) - self._first(b)) * vocab * 8 for b in plan)
-        return max(1, min(torch.get_num_threads(), SIDE_BY_SIDE_BYTES // largest))
+        return self._workers_for(
+            max(len(b.rows) * (len(b.rows[0]) - self._first(b)) * vocab * 8 for b in plan)
+        )
+
+    def _workers_for(self, batch_bytes: int) -> int:
+        """One worker per torch thread, fewer where batches of this size would together
+        hold over SIDE_BY_SIDE_BYTES."""
+        return max(1, min(torch.get_num_threads(), SIDE_BY_SIDE_BYTES // batch_bytes))
 
     def _first(self, batch: RowBatch) -> int:
         """First position whose logits the batch needs (see kept_from)."""
@@ -223,11 +229,12 @@ class HFBackend(TimedLM, HFLM):
         # another thread encodes fails ("Already borrowed"). The stop sequences' encoding
         # below leaves them as every later encode in the workers wants them (no padding).
         plan = [self._encode_batch([prompts[i] for i in batch], spec) for batch in members]
-        self.tokenizer.encode(spec.until[0] if spec.until else "", add_special_tokens=False)
         workers = self._side_by_side_generation(plan)
+        if workers > 1:
+            self.tokenizer.encode(spec.until[0] if spec.until else "", add_special_tokens=False)
         results: list[tuple[str, RequestTiming] | None] = [None] * len(prompts)
         progress = tqdm(total=len(prompts), disable=len(prompts) < 2, desc="Generating")
-        with self._decode_attention():
+        with self._decode_attention(workers):
             answers = run_in_order(self._generate_ids, plan, workers)
             for batch, job, (generated, elapsed) in zip(members, plan, answers, strict=True):
                 shares = split_time(elapsed, [1] * len(batch))
@@ -241,11 +248,12 @@ class HFBackend(TimedLM, HFLM):
         progress.close()
         return results  # type: ignore[return-value]
 
-    def _decode_attention(self):
+    def _decode_attention(self, workers: int):
         """Decode steps' attention on torch's own thread count, as in an lm-eval run,
-        whatever this run's fitted count (threads.py) or a side-by-side worker's one."""
+        where this run's fitted count (threads.py) or side-by-side workers' one differ."""
         config = self.model.config.get_text_config()
-        if self.device.type != "cpu" or config._attn_implementation != "sdpa":
+        fewer = workers > 1 or torch.get_num_threads() != self._plain_threads
+        if self.device.type != "cpu" or config._attn_implementation != "sdpa" or not fewer:
             return nullcontext()
         return decode_attention_threads(self._plain_threads)
 
@@ -288,5 +296,4 @@ class HFBackend(TimedLM, HFLM):
         if self.device.type != "cpu" or config._attn_implementation != "sdpa" or not plan:
             return 1
         per_token = 2 * config.num_hidden_layers * config.hidden_size * 4  # keys and values
-        largest = max(len(job.context) * job.max_length * per_token for job in plan)
-        return max(1, min(torch.get_num_threads(), SIDE_BY_SIDE_BYTES // largest))
+        return self._workers_for(max(len(job.context) * job.max_length * per_token for job in plan))
