@@ -17,6 +17,7 @@ from bench.backends import create_backend
 from bench.backends.base import GenerationSpec
 from bench.backends.hf import MIN_OUTPUT_ROWS, kept_from
 from bench.backends.side_by_side import Occupancy
+from bench.backends.sliced_products import SlicedProduct
 from bench.records import RunSettings
 from tests.conftest import BASICS_TASKS, REPO
 
@@ -115,18 +116,22 @@ class StepScores(LogitsProcessor):
 
 def test_generation_side_by_side_gives_the_same_bits(backend, monkeypatch):
     # Two batches of eight three-shot prompts (basics_arith's shape): one after another on
-    # two torch threads (lm-eval's count here); then side by side on one thread each; then
-    # one after another on one thread (a busy machine: threads.py). Decode steps' attention
-    # keeps two threads, so every step's scores, prefill and decode, come out bit for bit
-    # (on one thread, that attention alone gives other bits for these).
+    # two torch threads (lm-eval's count here) with plain products; then side by side on
+    # one thread each; then one after another on one thread (a busy machine: threads.py);
+    # both with the output layer's products in slices (sliced_products.py). Decode steps'
+    # attention keeps two threads, so every step's scores, prefill and decode, come out
+    # bit for bit (on one thread, that attention alone gives other bits for these).
     shots = "".join(f"Question: What is {a} * 3?\nAnswer: {a * 3}\n\n" for a in (2, 5, 7))
     prompts = [f"{shots}Question: What is {a} + {a * 3 % 7}?\nAnswer:" for a in range(16)]
     monkeypatch.setattr(backend, "batch_size_per_gpu", 8)
     monkeypatch.setattr(backend, "_plain_threads", 2)
+    output_layer = backend.model.get_output_embeddings()
     runs = []
-    for workers, threads in ((1, 2), (2, 2), (1, 1)):
+    for workers, threads, sliced in ((1, 2, False), (2, 2, True), (1, 1, True)):
         side_by_side = lambda self, plan, n=workers: n  # noqa: E731
         monkeypatch.setattr(type(backend), "_side_by_side_generation", side_by_side)
+        monkeypatch.setattr(backend, "_products_sliced", not sliced)
+        output_layer.__dict__.pop("forward", None)  # plain, or sliced afresh by generate
         torch.set_num_threads(threads)
         steps = StepScores()
         spec = GenerationSpec(
@@ -136,6 +141,9 @@ def test_generation_side_by_side_gives_the_same_bits(backend, monkeypatch):
         )
         texts = [text for text, _ in backend.generate(prompts, spec)]
         runs.append((texts, steps))
+        if sliced:  # the slices were used: their first product matched the plain one
+            checked = output_layer.forward.same_bits
+            assert (8, threads // workers) in checked and all(checked.values())
     (texts, alone), (_, together), _ = runs
     assert len(together.threads) == 2 and all(t.startswith("bench-batch") for t in together.threads)
     assert len(alone.scores) > 2 * 2  # decode steps after each batch's prefill
@@ -144,6 +152,22 @@ def test_generation_side_by_side_gives_the_same_bits(backend, monkeypatch):
         assert all(torch.equal(other.scores[k], alone.scores[k]) for k in alone.scores)
         assert other_texts == texts
     torch.set_num_threads(2)
+
+
+def test_sliced_product_keeps_the_bits_and_checks_each_shape_once():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(576, 32768)  # 75 MB of weights
+    sliced = SlicedProduct(layer)
+    assert sliced.step < layer.out_features  # it does slice
+    rows = torch.randn(3, 1, 576)  # a decode step of three rows
+    with torch.no_grad():
+        first, again = sliced(rows), sliced(rows)  # checked, then sliced
+        assert sliced.same_bits == {(3, torch.get_num_threads()): True}
+        assert torch.equal(first, F.linear(rows, layer.weight, layer.bias))
+        assert torch.equal(again, first)
+        prompt = torch.randn(3, 7, 576)  # more than one position per row: the plain product
+        assert torch.equal(sliced(prompt), F.linear(prompt, layer.weight, layer.bias))
+    assert len(sliced.same_bits) == 1
 
 
 def test_time_of_batches_side_by_side_is_shared_out():

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, batches
 from bench.backends.decode_attention import decode_attention_threads
 from bench.backends.side_by_side import run_in_order
+from bench.backends.sliced_products import slice_large_products
 from bench.backends.threads import choose_cpu_threads
 from bench.backends.timing import RequestTiming, split_time
 
@@ -83,6 +84,15 @@ class HFBackend(TimedLM, HFLM):
         self._plain_threads = torch.get_num_threads()
         if self.device.type == "cpu" and (threads := choose_cpu_threads()):
             torch.set_num_threads(threads)
+
+    _products_sliced = False
+
+    def _slice_products(self) -> None:
+        """Generation's products with large weight matrices, in slices on a CPU, from
+        the first generate call on (sliced_products.py)."""
+        if not self._products_sliced:
+            self._products_sliced = True
+            slice_large_products(self.model)
 
     @property
     def rolling_group_size(self) -> int:  # type: ignore[override]
@@ -221,6 +231,7 @@ class HFBackend(TimedLM, HFLM):
         self, prompts: list[str], spec: GenerationSpec, done: Done = None
     ) -> list[tuple[str, RequestTiming]]:
         self._fit_threads()
+        self._slice_products()
         # Longest prompt first, ties by text: the batches lm-eval's HFLM forms.
         lengths = [len(self.tok_encode(p)) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], prompts[i]))
