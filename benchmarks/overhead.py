@@ -131,6 +131,8 @@ def measure_hf(args, work: Path, round_: int) -> dict[str, float]:
     finally:
         recorder.unwrap()
     backend = recorder.instance
+    for module in backend.model.modules():  # plain transformers: no sliced products
+        module.__dict__.pop("forward", None)
     raw, tokens = replay_hf(backend.model, backend.tokenizer, recorder.calls)
     path = sum(
         recorder.seconds.get(n, 0.0)

@@ -38,14 +38,20 @@ def bench_ok(*args):
 
 
 @pytest.fixture(scope="module")
-def vllm_srv(tmp_path_factory, smollm2_dir):
-    server = vllm_server(smollm2_dir, tmp_path_factory.mktemp("vllm") / "server.log").start()
+def booting_vllm_srv(tmp_path_factory, smollm2_dir):
+    """The vLLM server, launched: it boots (a minute here) while other work goes on."""
+    server = vllm_server(smollm2_dir, tmp_path_factory.mktemp("vllm") / "server.log").launch()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def agreement_store(tmp_path_factory, vllm_srv):
+def vllm_srv(booting_vllm_srv):
+    return booting_vllm_srv.ready()
+
+
+@pytest.fixture(scope="module")
+def agreement_store(tmp_path_factory, booting_vllm_srv):
     store = tmp_path_factory.mktemp("agree") / "bench.db"
     url = f"sqlite:///{store}"
     tasks = "basics_facts,basics_arith"
@@ -65,6 +71,7 @@ def agreement_store(tmp_path_factory, vllm_srv):
         "--store",
         url,
     )
+    vllm_srv = booting_vllm_srv.ready()
     os.environ["OPENAI_API_KEY"] = SECRET  # a key the server ignores; it must never be stored
     try:
         bench_ok(
