@@ -3,12 +3,13 @@
 To multiply a few rows (a decode step's 8, say) by a weight matrix, MKL packs the whole
 matrix into a buffer first. For SmolLM2's output layer (49,152 x 576, 113 MB) that costs
 more than the arithmetic: 113 MB read, written and read again for 8 rows. In slices of
-about 2 MB, each packed slice stays in the cache: 46 -> 23 ms for 8 rows on the 2-core
-machine, 1.1-2x for the output layers and large projections of 0.1-2B models, no change
-for hundreds of rows. The slices split the output features, never a sum, so every output
-is the same sum in the same order: bit for bit lm-eval's. That rests on the BLAS library
-choosing the same kernel for a slice as for the whole, so the first product of each shape
-is computed both ways and compared; where the bits differ, the plain product stays.
+at most 2 MB (512 rows, 1.1 MB, for SmolLM2) each packed slice stays in the cache: 46 ->
+23 ms for 8 rows on the 2-core machine, 1.1-2x for the output layers and large
+projections of 0.1-2B models, no change for hundreds of rows. The slices split the
+output features, never a sum, so every output is the same sum in the same order: bit for
+bit lm-eval's. That rests on the BLAS library choosing the same kernel for a slice as for
+the whole, so the first product of each shape is computed both ways and compared; where
+the bits differ, the plain product stays.
 
 Only generation's inputs are sliced (one position per row, as in every decode step and
 the prefill's last position): their row count is the batch's, so each batch size costs
