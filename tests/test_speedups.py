@@ -158,7 +158,7 @@ def test_sliced_product_keeps_the_bits_and_checks_each_shape_once():
     torch.manual_seed(0)
     layer = torch.nn.Linear(576, 32768)  # 75 MB of weights
     sliced = SlicedProduct(layer)
-    assert sliced.step < layer.out_features  # it does slice
+    assert len(sliced.parts) > 1  # it does slice
     rows = torch.randn(3, 1, 576)  # a decode step of three rows
     with torch.no_grad():
         first, again = sliced(rows), sliced(rows)  # checked, then sliced

@@ -33,7 +33,8 @@ class SlicedProduct:
         # A power of two: slices of 910 rows (2 MB of SmolLM2's) gave other bits in tests
         # on the 2-core machine, slices of 256, 512 or 1024 gave the whole's.
         rows = max(1, SLICE_BYTES // (layer.in_features * layer.weight.element_size()))
-        self.step = 1 << (rows.bit_length() - 1)
+        step = 1 << (rows.bit_length() - 1)
+        self.parts = [slice(a, a + step) for a in range(0, layer.out_features, step)]
         self.same_bits: dict[tuple[int, int], bool] = {}  # (rows, threads) -> checked
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -41,9 +42,9 @@ class SlicedProduct:
         key = (x.shape[0], torch.get_num_threads())
         if x.dim() != 3 or x.shape[1] != 1 or self.same_bits.get(key) is False:
             return F.linear(x, weight, bias)
-        parts = [slice(a, a + self.step) for a in range(0, weight.shape[0], self.step)]
         sliced = torch.cat(
-            [F.linear(x, weight[p], None if bias is None else bias[p]) for p in parts], dim=-1
+            [F.linear(x, weight[p], None if bias is None else bias[p]) for p in self.parts],
+            dim=-1,
         )
         if key not in self.same_bits:
             plain = F.linear(x, weight, bias)
@@ -52,16 +53,9 @@ class SlicedProduct:
         return sliced
 
 
-def slice_large_products(model: torch.nn.Module) -> int:
-    """Give the model's large linear layers on a CPU sliced products; how many."""
-    count = 0
+def slice_large_products(model: torch.nn.Module) -> None:
+    """Give the model's large linear layers on a CPU sliced products."""
     for module in model.modules():
-        weight = getattr(module, "weight", None)
-        if (
-            type(module) is torch.nn.Linear
-            and weight.device.type == "cpu"
-            and weight.numel() * weight.element_size() >= MIN_WEIGHT_BYTES
-        ):
-            module.forward = SlicedProduct(module)
-            count += 1
-    return count
+        if type(module) is torch.nn.Linear and module.weight.device.type == "cpu":
+            if module.weight.numel() * module.weight.element_size() >= MIN_WEIGHT_BYTES:
+                module.forward = SlicedProduct(module)
