@@ -26,12 +26,16 @@ from tests.conftest import BASICS_TASKS, REPO
 def backend(smollm2_dir):
     import transformers.utils
 
-    before = (transformers.utils.is_sklearn_available, transformers.utils.is_scipy_available)
+    from bench.backends import LEAN_SKIPS
+
+    def flags() -> list:
+        return [getattr(transformers.utils, n) for n in LEAN_SKIPS] + [torch.compiler.disable]
+
+    before = flags()
     lm = create_backend(
         "hf", smollm2_dir, RunSettings(backend="hf", batch_size=3, model_args={"dtype": "float32"})
     )
-    after = (transformers.utils.is_sklearn_available, transformers.utils.is_scipy_available)
-    assert after == before  # restored once the model is loaded
+    assert flags() == before  # restored once the model is loaded
     return lm
 
 
@@ -198,17 +202,68 @@ def test_batch_clock_waits_for_the_gpu(monkeypatch):
     assert waited == [gpu]
 
 
-def test_lean_import_skips_sklearn_and_scipy(smollm2_dir):
+def test_lean_import_skips_sklearn_scipy_dynamo_and_dtensor(smollm2_dir):
+    # Loading the model and generating with it need none of these.
+    skipped = ("sklearn", "scipy", "torch._dynamo", "torch.distributed.tensor")
     code = (
         "import sys; from pathlib import Path; from bench.backends import create_backend;"
         "from bench.records import RunSettings;"
-        f"create_backend('hf', Path({str(smollm2_dir)!r}), RunSettings(backend='hf'));"
-        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))"
+        f"lm = create_backend('hf', Path({str(smollm2_dir)!r}), RunSettings(backend='hf'));"
+        "ids = lm.tokenizer(['The capital of France is'], return_tensors='pt');"
+        "lm.model.generate(**ids, max_new_tokens=3, do_sample=False);"
+        f"print(sorted(m for m in {skipped!r} if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+DEFERRED_DYNAMO = """
+import sys, torch
+from bench.backends.deferred_dynamo import deferred_dynamo
+
+real_disable = torch.compiler.disable
+with deferred_dynamo():
+    @torch.compiler.disable
+    def eager(x):
+        return x + 1
+
+    @torch.compiler.allow_in_graph
+    def in_graph(x):
+        return x * 2
+
+    @torch._dynamo.assume_constant_result
+    def constant():
+        return 3
+
+    assert eager(torch.ones(1)).item() == 2  # runs as it is: no real torch._dynamo yet
+    print("deferred", type(sys.modules["torch._dynamo"]).__name__)
+assert "torch._dynamo" not in sys.modules and torch.compiler.disable is real_disable
+with deferred_dynamo():
+    torch._dynamo.config  # anything else imports the real module at once
+print("other use", type(sys.modules["torch._dynamo"]).__name__)
+
+import torch._dynamo
+from torch._dynamo import trace_rules
+print("marks", trace_rules.is_callable_allowed(in_graph), constant._dynamo_marked_constant)
+explained = torch._dynamo.explain(lambda x: eager(in_graph(x)) * 3)(torch.ones(1))
+print("graph breaks", explained.graph_break_count)
+"""
+
+
+def test_deferred_dynamo_keeps_what_the_marks_mean():
+    # A fresh process, where torch._dynamo has not been imported yet.
+    out = subprocess.run(
+        [sys.executable, "-c", DEFERRED_DYNAMO], cwd=REPO, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "deferred _StandIn",
+        "other use module",
+        "marks True True",
+        "graph breaks 1",  # the disabled function still breaks the graph once compiled
+    ]
 
 
 def test_hardware_detection_does_not_import_torch():

@@ -16,26 +16,32 @@ from bench.trace import mark
 @contextmanager
 def _lean_transformers() -> Iterator[None]:
     """While the backend's modules import and its model loads: transformers imports
-    scikit-learn (1.6 s here) for assisted generation's confidence threshold and
-    scipy.optimize (0.7 s) for object detection losses, neither of which an LLM evaluation
-    uses. Telling it they are absent skips those imports; the flags are restored after.
-    Its first import also reuses what import_cache remembers."""
+    scikit-learn (1.6 s here) for assisted generation's confidence threshold,
+    scipy.optimize (0.7 s) for object detection losses and torch.distributed.tensor for
+    tensor parallelism, none of which a one-process LLM evaluation uses. Telling it they
+    are absent skips those imports; the flags are restored after. torch._dynamo waits
+    until something compiles (deferred_dynamo). Its first import also reuses what
+    import_cache remembers."""
+    from bench.backends.deferred_dynamo import deferred_dynamo
     from bench.backends.import_cache import remembered_transformers_imports
 
-    with remembered_transformers_imports():
-        import transformers.utils
+    with deferred_dynamo():
+        with remembered_transformers_imports():
+            import transformers.utils
+            import transformers.utils.import_utils
 
-    saved = {n: getattr(transformers.utils, n) for n in LEAN_SKIPS}
-    for name in LEAN_SKIPS:
-        setattr(transformers.utils, name, lambda: False)
-    try:
-        yield
-    finally:
-        for name, check in saved.items():
-            setattr(transformers.utils, name, check)
+        modules = (transformers.utils, transformers.utils.import_utils)
+        saved = [(m, n, getattr(m, n)) for m in modules for n in LEAN_SKIPS]
+        for module, name, _ in saved:
+            setattr(module, name, lambda: False)
+        try:
+            yield
+        finally:
+            for module, name, check in saved:
+                setattr(module, name, check)
 
 
-LEAN_SKIPS = ("is_sklearn_available", "is_scipy_available")
+LEAN_SKIPS = ("is_sklearn_available", "is_scipy_available", "is_torch_distributed_available")
 
 
 def import_backend(name: str) -> None:

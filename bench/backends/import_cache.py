@@ -36,7 +36,7 @@ def remembered_transformers_imports() -> Iterator[None]:
     if "transformers" in sys.modules:  # imported already: nothing left to save
         yield
         return
-    finder = _PatchAfterExec(STRUCTURED_MODULE, _remember_import_structure)
+    finder = PatchAfterExec(STRUCTURED_MODULE, _remember_import_structure)
     computed = importlib.metadata.packages_distributions
     importlib.metadata.packages_distributions = lambda: _remembered(
         ("packages_distributions", *_installed()), computed
@@ -115,7 +115,7 @@ def _remember_import_structure(module: Any) -> None:
     module.create_import_structure_from_path = create_import_structure_from_path
 
 
-class _PatchAfterExec(importlib.abc.MetaPathFinder):
+class PatchAfterExec(importlib.abc.MetaPathFinder):
     """Finds one module as the path finder would, and patches it right after its code has
     run, before the module that imports it reads anything from it."""
 
