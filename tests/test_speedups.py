@@ -240,9 +240,14 @@ with deferred_dynamo():
     assert eager(torch.ones(1)).item() == 2  # runs as it is: no real torch._dynamo yet
     print("deferred", type(sys.modules["torch._dynamo"]).__name__)
 assert "torch._dynamo" not in sys.modules and torch.compiler.disable is real_disable
-with deferred_dynamo():
-    torch._dynamo.config  # anything else imports the real module at once
+with deferred_dynamo():  # anything else imports the real module at once
+    if sys.argv[1] == "attribute":
+        torch._dynamo.config
+    else:
+        import torch._dynamo.utils  # the real package's import makes it: only once
 print("other use", type(sys.modules["torch._dynamo"]).__name__)
+# One copy of each module: the object the package's own modules use is the one imported.
+assert sys.modules["torch._dynamo.utils"].counters is sys.modules["torch._dynamo.exc"].counters
 
 import torch._dynamo
 from torch._dynamo import trace_rules
@@ -252,10 +257,14 @@ print("graph breaks", explained.graph_break_count)
 """
 
 
-def test_deferred_dynamo_keeps_what_the_marks_mean():
+@pytest.mark.parametrize("other_use", ["attribute", "submodule"])
+def test_deferred_dynamo_keeps_what_the_marks_mean(other_use):
     # A fresh process, where torch._dynamo has not been imported yet.
     out = subprocess.run(
-        [sys.executable, "-c", DEFERRED_DYNAMO], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-c", DEFERRED_DYNAMO, other_use],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [

@@ -14,7 +14,7 @@ while the backend imports and loads, a stand-in takes those calls:
 - `assume_constant_result` sets the flag the real one sets; `allow_in_graph` marks are
   replayed into the real module whenever it is imported;
 - any other use of torch._dynamo (an attribute, a submodule) imports the real module at
-  once, with the stand-ins taken away first.
+  once, the stand-ins taken away first.
 
 After the load, `import torch._dynamo` gives the real module, as usual.
 """
@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -45,6 +48,7 @@ class _StandIn(types.ModuleType):
 
     def __init__(self) -> None:
         super().__init__(DYNAMO)
+        self.__path__: list[str] = []  # a package: its submodules go to _SubmoduleFinder
         self.allowed_in_graph: list[Callable] = []
 
     def disable(self, fn=None, recursive=True, *, reason=None, wrapping=True):
@@ -76,10 +80,6 @@ class _StandIn(types.ModuleType):
         self.allowed_in_graph.append(fn)
         return fn
 
-    @property
-    def __path__(self) -> list[str]:  # a submodule is being imported: the real package
-        return _import_real().__path__
-
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
@@ -98,7 +98,37 @@ class _TransformGetItemToIndex:
         return self._real.__exit__(*exc)
 
 
+class _SubmoduleFinder(importlib.abc.MetaPathFinder):
+    """A submodule of torch._dynamo is imported: that needs the real package, whose own
+    import may make the submodule."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if not fullname.startswith(DYNAMO + "."):
+            return None
+        real = _import_real()
+        # Out of sys.modules until the import system puts it back: finding it there, the
+        # import system would run the module's code a second time.
+        made = sys.modules.pop(fullname, None)
+        if made is not None:
+            return importlib.util.spec_from_loader(fullname, _Made(made))
+        return importlib.machinery.PathFinder.find_spec(fullname, real.__path__)
+
+
+class _Made(importlib.abc.Loader):
+    """Hands the import system a module that exists already."""
+
+    def __init__(self, module: types.ModuleType):
+        self.module = module
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        return self.module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
 _replaced: dict[str, Any] = {}  # while deferred: torch.compiler's own decorators
+_finder = _SubmoduleFinder()
 
 
 @contextmanager
@@ -118,6 +148,7 @@ def deferred_dynamo() -> Iterator[None]:
     torch._dynamo = stand_in
     torch.compiler.disable = stand_in.disable
     torch.compiler.allow_in_graph = stand_in.allow_in_graph
+    sys.meta_path.insert(0, _finder)
     try:
         yield
     finally:
@@ -136,7 +167,10 @@ def _take_away() -> None:
         return
     import torch
 
-    del sys.modules[DYNAMO], sys.modules[TRACE_WRAPPED]
+    del sys.modules[DYNAMO]
+    sys.modules.pop(TRACE_WRAPPED, None)
+    if _finder in sys.meta_path:
+        sys.meta_path.remove(_finder)
     if torch.__dict__.get("_dynamo") is stand_in:
         del torch._dynamo  # torch's module __getattr__ imports it again on use
     torch.compiler.disable = _replaced.pop("disable")
