@@ -13,7 +13,12 @@ Prints each phase and, per mode:
   transformers, lm-eval's HF class, the weights); in one process, the backend's build;
 - harness start-up: the rest of the wait, i.e. what bench itself adds to it.
 
-    python benchmarks/startup.py [--rounds 5]
+With --base-url, it times `--backend openai` against that server instead (a model already
+served, e.g. `python -m llama_cpp.server --model <the pack's GGUF>`; basics_arith only,
+as generation is what every server answers); "model load" is then the backend's build,
+which loads the model's local tokenizer.
+
+    python benchmarks/startup.py [--rounds 5] [--base-url http://127.0.0.1:8000/v1]
 """
 
 from __future__ import annotations
@@ -43,14 +48,18 @@ PHASES = [
 MODES = {"model process": "1", "one process": "0"}  # BENCH_MODEL_PROCESS
 
 
-def one_run(work: Path, round_: int, mode: str) -> dict[str, float]:
+def one_run(work: Path, round_: int, mode: str, base_url: str | None) -> dict[str, float]:
     trace = work / f"trace-{round_}-{mode}.jsonl"
+    # A served model: generation only, which every OpenAI-compatible server answers.
+    backend = ["--backend", "openai", "--base-url", base_url] if base_url else []
+    tasks = ["basics_arith"] if base_url else DEFAULT_TASKS
     cmd = bench_cmd(
         "run",
         "--model",
         PACK,
+        *backend,
         "--tasks",
-        ",".join(DEFAULT_TASKS),
+        ",".join(tasks),
         "--model-args",
         "dtype=float32",
         "--limit",
@@ -77,15 +86,20 @@ def one_run(work: Path, round_: int, mode: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--base-url",
+        help="time `--backend openai` against this server (serving the SmolLM2 pack) instead",
+    )
     args = parser.parse_args()
+    modes = {"served model": "1"} if args.base_url else MODES
     pack_dir(PACK)
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     print(f"before: {load_average()}")
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in MODES}
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
     for round_ in range(args.rounds):
-        order = list(MODES) if round_ % 2 == 0 else list(reversed(MODES))
+        order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
         for name in order:
-            runs[name].append(one_run(work, round_, MODES[name]))
+            runs[name].append(one_run(work, round_, modes[name], args.base_url))
     print(f"after: {load_average()}")
 
     for name, marks in runs.items():

@@ -14,7 +14,7 @@ from bench.trace import mark
 
 
 @contextmanager
-def _lean_transformers() -> Iterator[None]:
+def lean_transformers() -> Iterator[None]:
     """While the backend's modules import and its model loads: transformers imports
     scikit-learn (1.6 s here) for assisted generation's confidence threshold,
     scipy.optimize (0.7 s) for object detection losses and torch.distributed.tensor for
@@ -50,7 +50,7 @@ def import_backend(name: str) -> None:
     if name == "hf":
         import torch  # noqa: F401
 
-        with _lean_transformers():
+        with lean_transformers():
             import bench.backends.hf  # noqa: F401
 
 
@@ -59,7 +59,7 @@ def _hf(model_path: Path, settings: RunSettings) -> Any:
 
     args = {"device": "cuda" if torch.cuda.is_available() else "cpu", **settings.model_args}
     # The model's own modules import during the load, so the load is inside too.
-    with _lean_transformers():
+    with lean_transformers():
         from bench.backends.hf import HFBackend
 
         return HFBackend(pretrained=str(model_path), batch_size=settings.batch_size, **args)

@@ -186,14 +186,14 @@ class OpenAIBackend(TimedLM):
     ) -> list[Any]:
         """Answer requests concurrently, logging each one the moment it completes, so a
         server failure later in the run loses nothing already answered."""
-        reused = self.timings.reuse(requests, request_type)
+        todo = self._todo(requests, request_type)
 
         def one(req: Instance) -> None:
             result, timing = answer(req)
             self.timings.add(req, timing, result)
 
         try:
-            self._in_parallel(one, [r for i, r in enumerate(requests) if i not in reused])
+            self._in_parallel(one, [requests[i] for i in todo])
         finally:
             self.timings.flush()
         return [self.timings.answer(req) for req in requests]
@@ -414,6 +414,10 @@ def _chunk_text(choice: dict, chat: bool) -> tuple[str | None, bool]:
 
 
 def _load_tokenizer(path: str):
-    from transformers import AutoTokenizer
+    # What bench waits for before a served model's first request: as lean as the hf load.
+    from bench.backends import lean_transformers
 
-    return AutoTokenizer.from_pretrained(path)
+    with lean_transformers():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path)
