@@ -53,7 +53,9 @@ class _StandIn(types.ModuleType):
 
     def disable(self, fn=None, recursive=True, *, reason=None, wrapping=True):
         if fn is None:
-            return functools.partial(self.disable, recursive=recursive, reason=reason)
+            return functools.partial(
+                self.disable, recursive=recursive, reason=reason, wrapping=wrapping
+            )
         if isinstance(fn, type):  # a class: only the real decorator knows what to do
             return _import_real().disable(fn, recursive, reason=reason, wrapping=wrapping)
         through_dynamo = None
