@@ -51,18 +51,20 @@ def run(
 
     The first model's process (bench/backends/process.py; `spawned` if the caller started
     it, as `bench run` does before its own imports) imports its backend beside the checks
-    and the task building, and is told which model to load once the input has passed."""
+    and the task building, and is told which model to load at once."""
     first = plan.models[0] if plan.models else None
     if spawned is None:
         spawned = spawn_for(plan.settings.backend, first, executor.kind == "local")
+    # Told at once: a process that has its imports done (bench warm) loads beside the
+    # checks; one that is still importing reads it after. Bad input stops it either way.
     try:
-        tasks, units = _check_input(plan, executor)
+        loading = start_loading(plan, executor, spawned)
     except BaseException:
         if spawned is not None:
             spawned.kill()
         raise
-    loading = start_loading(plan, executor, spawned)
     try:
+        tasks, units = _check_input(plan, executor)
         return _run(plan, store, progress, executor, tasks, units, loading)
     finally:
         for backend in loading.values():

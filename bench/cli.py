@@ -579,6 +579,30 @@ def tasks_new(
 
 
 @app.command()
+def warm(
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the warm processes.")] = False,
+    idle_minutes: Annotated[
+        float, typer.Option(help="End after this long without a command.")
+    ] = 30.0,
+) -> None:
+    """Keep a warm process: later `bench` commands in this environment start in a fork of
+    it, with lm-eval, torch and transformers already imported (a run's first model
+    request ~1 s after it starts instead of ~5 s). Changing bench's source, the installed
+    packages or the environment makes commands start cold again until `bench warm`."""
+    from bench.warm import server
+
+    if stop:
+        console.print(f"stopped {server.stop()} warm process(es)")
+        return
+    with console.status("importing lm-eval, torch and transformers ..."):
+        try:
+            path = server.start(idle_s=idle_minutes * 60)
+        except RuntimeError as err:
+            _fail(str(err))
+    console.print(f"warm process serving at {path} (ends after {idle_minutes:g} idle minutes)")
+
+
+@app.command()
 def backends() -> None:
     """Which backends are usable here; for the others, why not and the install that fixes it."""
     from bench.backends.availability import backend_statuses

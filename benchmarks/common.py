@@ -29,6 +29,7 @@ ENV = {
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    "BENCH_WARM": "0",  # every command starts cold, unless a script says otherwise
 }
 os.environ.update({k: ENV[k] for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")})
 os.environ["TOKENIZERS_PARALLELISM"] = "false"

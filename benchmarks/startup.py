@@ -3,9 +3,15 @@
 Runs `bench run` (SmolLM2 pack, hf backend, default suite tasks, --limit 1, fresh store)
 with BENCH_TRACE set; bench then writes a timestamp at each phase (bench/trace.py). The
 clock starts just before the process is spawned, so Python's own start and every import
-count. Rounds alternate between the model in its own process (the default, which starts
-loading at once while bench builds the tasks: bench/backends/process.py) and
-BENCH_MODEL_PROCESS=0 (the model loads in bench's process after the tasks are built).
+count. Rounds alternate between three modes:
+
+- model process: a cold start, the default; the model loads in its own process, which
+  starts at once while bench builds the tasks (bench/backends/process.py);
+- one process: a cold start with BENCH_MODEL_PROCESS=0 (the model loads in bench's
+  process after the tasks are built);
+- warm process: `bench warm` was run first (bench/warm), so the command starts in a fork
+  of a process that has imported lm-eval, torch and transformers.
+
 Prints each phase and, per mode:
 
 - start-up to the first model request (what a user waits for);
@@ -38,6 +44,7 @@ INDEX_TIMER = (
     "n = len(TaskManager().all_tasks); print(f'{time.perf_counter() - t:.2f} ({n} tasks)')"
 )
 PHASES = [
+    "warm_command",
     "cli_run",
     "model_process_spawned",
     "tasks_loaded",
@@ -45,11 +52,16 @@ PHASES = [
     "model_loaded",
     "first_request",
 ]
-MODES = {"model process": "1", "one process": "0"}  # BENCH_MODEL_PROCESS
+MODES = {  # the environment of each mode's runs
+    "model process": {"BENCH_MODEL_PROCESS": "1"},
+    "one process": {"BENCH_MODEL_PROCESS": "0"},
+    "warm process": {"BENCH_MODEL_PROCESS": "1", "BENCH_WARM": "1"},
+}
 
 
-def one_run(work: Path, round_: int, mode: str, base_url: str | None) -> dict[str, float]:
-    trace = work / f"trace-{round_}-{mode}.jsonl"
+def one_run(work: Path, round_: int, mode: dict, base_url: str | None) -> dict[str, float]:
+    name = "-".join(mode.values())
+    trace = work / f"trace-{round_}-{name}.jsonl"
     # A served model: generation only, which every OpenAI-compatible server answers.
     backend = ["--backend", "openai", "--base-url", base_url] if base_url else []
     tasks = ["basics_arith"] if base_url else DEFAULT_TASKS
@@ -66,13 +78,13 @@ def one_run(work: Path, round_: int, mode: str, base_url: str | None) -> dict[st
         "1",
         "--no-cache",
         "--store",
-        f"sqlite:///{work / f'startup-{round_}-{mode}.db'}",
+        f"sqlite:///{work / f'startup-{round_}-{name}.db'}",
     )
     start = time.time()
     subprocess.run(
         cmd,
         cwd=REPO,
-        env={**ENV, "BENCH_TRACE": str(trace), "BENCH_MODEL_PROCESS": mode},
+        env={**ENV, **warm_env(work), **mode, "BENCH_TRACE": str(trace)},
         check=True,
         capture_output=True,
     )
@@ -83,6 +95,21 @@ def one_run(work: Path, round_: int, mode: str, base_url: str | None) -> dict[st
     return marks
 
 
+def warm_env(work: Path) -> dict[str, str]:
+    return {"BENCH_WARM_DIR": str(work / "warm")}
+
+
+def start_warm(work: Path) -> None:
+    """`bench warm`, in the environment the warm mode's runs have (less what varies)."""
+    env = {**ENV, **warm_env(work), **MODES["warm process"]}
+    subprocess.run(bench_cmd("warm", "--idle-minutes", "30"), cwd=REPO, env=env, check=True)
+
+
+def stop_warm(work: Path) -> None:
+    env = {**ENV, **warm_env(work)}
+    subprocess.run(bench_cmd("warm", "--stop"), cwd=REPO, env=env, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -91,16 +118,28 @@ def main() -> None:
         help="time `--backend openai` against this server (serving the SmolLM2 pack) instead",
     )
     args = parser.parse_args()
-    modes = {"served model": "1"} if args.base_url else MODES
+    modes = (
+        {"served model": MODES["model process"], "served model, warm": MODES["warm process"]}
+        if args.base_url
+        else MODES
+    )
     pack_dir(PACK)
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     print(f"before: {load_average()}")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
-    for round_ in range(args.rounds):
-        order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
-        for name in order:
-            runs[name].append(one_run(work, round_, modes[name], args.base_url))
+    start_warm(work)
+    try:
+        for round_ in range(args.rounds):
+            order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
+            for name in order:
+                runs[name].append(one_run(work, round_, modes[name], args.base_url))
+    finally:
+        stop_warm(work)
     print(f"after: {load_average()}")
+    for name, marks in runs.items():  # a warm-mode run that started cold would mislead
+        cold = [r for r in marks if ("warm_command" in r) != ("BENCH_WARM" in modes[name])]
+        if cold:
+            sys.exit(f"{name}: {len(cold)} run(s) did not start as the mode says")
 
     for name, marks in runs.items():
         print(f"\n{name}: seconds since spawning `bench run` (median of {args.rounds}):")

@@ -265,12 +265,17 @@ def _serve(conn: Connection, name: str) -> None:
             conn.send(("error", _portable(error)))
 
 
-if __name__ == "__main__":
+def run_model_process(conn: Connection, backend: str) -> None:
+    """The model process's whole life, spawned (below) or forked (spawn.py)."""
     # Ctrl-C reaches the whole process group: the parent handles it and stops this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _serve(Connection(int(sys.argv[1])), sys.argv[2])
+    _serve(conn, backend)
     # Nothing here needs tearing down (answers went to the parent as they came): skipping
     # the interpreter's exit, with torch's, saves a second per run.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+if __name__ == "__main__":
+    run_model_process(Connection(int(sys.argv[1])), sys.argv[2])

@@ -10,9 +10,11 @@ from __future__ import annotations
 import atexit
 import codecs
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
@@ -31,7 +33,7 @@ class Spawned:
     """A started model process, importing its backend, not yet told which model to load."""
 
     backend: str
-    child: subprocess.Popen
+    child: subprocess.Popen | ForkedChild
     conn: Connection
     relay: threading.Thread | None = None  # copies the child's stderr (_relay)
 
@@ -47,11 +49,61 @@ class Spawned:
             self.relay.join(timeout=5)
 
 
+_forking = False
+
+
+def fork_model_processes() -> None:
+    """From now on, fork model processes from this one instead of starting a new Python:
+    for a process that has imported the backends already (a warm process, bench/warm)."""
+    global _forking
+    _forking = True
+
+
+class ForkedChild:
+    """What Spawned needs of a subprocess.Popen, for a forked child."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"model process {self.pid}", timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
 def spawn(backend: str) -> Spawned:
     from bench.trace import mark
 
     mark("model_process_spawned")
     ours, theirs = Pipe()
+    # A fork copies only the thread that forks: with other threads (a progress bar's)
+    # a lock they hold would stay held in the child, so then a new Python starts instead.
+    if _forking and threading.active_count() == 1:
+        sys.stdout.flush()  # else what waits in the buffers is written twice
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            from bench.backends.process import run_model_process
+
+            run_model_process(theirs, backend)  # never returns
+        theirs.close()
+        return Spawned(backend, ForkedChild(pid), ours)
     relay = not _stderr_is_inherited()
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.backends.process", str(theirs.fileno()), backend],
