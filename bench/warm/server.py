@@ -38,10 +38,10 @@ def preimport() -> None:
     libraries, lm-eval's tasks, datasets, the store) and the model process's (torch,
     transformers, lm-eval's HF class, sympy, which the model's meta-device set-up
     imports). Nothing is run: no model, no task, no store."""
+    import lm_eval.tasks  # noqa: F401
     import rich.progress  # noqa: F401
     import sympy  # noqa: F401
     import typer  # noqa: F401
-    import lm_eval.tasks  # noqa: F401
 
     import bench.api  # noqa: F401
     import bench.backends.openai  # noqa: F401
