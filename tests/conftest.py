@@ -9,6 +9,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Commands start cold, whatever `bench warm` runs here; tests/test_warm.py starts its own.
+os.environ["BENCH_WARM"] = "0"
 
 REPO = Path(__file__).resolve().parents[1]
 BASICS = REPO / "tasks" / "basics"
@@ -24,6 +26,26 @@ def read_table(url: str, table: str):
 
     with open_store(url).connect() as connection:
         return pd.read_sql(text(f"select * from {table}"), connection)
+
+
+def run_records(url: str) -> dict:
+    """What a run records that must not depend on how it ran: metrics, samples, tokens."""
+    return {
+        "metrics": read_table(url, "metrics")[["task", "metric", "filter", "value", "stderr"]],
+        "samples": read_table(url, "samples")[
+            ["task", "doc_id", "filter", "prompt", "response", "raw_response", "scores"]
+        ],
+        "timings": read_table(url, "request_timings")[
+            ["task", "doc_id", "idx", "request_type", "prompt_tokens", "completion_tokens"]
+        ],
+    }
+
+
+def assert_same_records(ours: dict, theirs: dict) -> None:
+    for table, frame in ours.items():
+        mine = frame.sort_values(list(frame.columns[:3])).reset_index(drop=True)
+        other = theirs[table].sort_values(list(frame.columns[:3])).reset_index(drop=True)
+        assert mine.equals(other), table  # bitwise: floats compared exactly
 
 
 def run_bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:

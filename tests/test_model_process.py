@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASICS_TASKS, REPO, read_table, run_bench
+from tests.conftest import BASICS_TASKS, REPO, assert_same_records, run_bench, run_records
 
 pytestmark = pytest.mark.slow
 SMOL = "smollm2-135m-instruct"
@@ -47,22 +47,8 @@ def test_records_equal_an_in_process_run(tmp_path):
         if mode == "1":
             (spawned,), (run,) = times(marks, "model_process_spawned"), times(marks, "cli_run")
             assert spawned < run
-        records[mode] = {
-            "metrics": read_table(store, "metrics")[
-                ["task", "metric", "filter", "value", "stderr"]
-            ],
-            "samples": read_table(store, "samples")[
-                ["task", "doc_id", "filter", "prompt", "response", "raw_response", "scores"]
-            ],
-            "timings": read_table(store, "request_timings")[
-                ["task", "doc_id", "idx", "request_type", "prompt_tokens", "completion_tokens"]
-            ],
-        }
-    for table, frame in records["1"].items():
-        ours = frame.sort_values(list(frame.columns[:3])).reset_index(drop=True)
-        other = records["0"][table]
-        other = other.sort_values(list(other.columns[:3])).reset_index(drop=True)
-        assert ours.equals(other), table  # bitwise: floats compared exactly
+        records[mode] = run_records(store)
+    assert_same_records(records["1"], records["0"])
 
 
 def times(marks: list[dict], event: str) -> list[float]:
