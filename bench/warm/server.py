@@ -51,7 +51,7 @@ def preimport() -> None:
 
     try:
         import_backend("hf")  # never torch.cuda: a CUDA context does not survive a fork
-    except ImportError:
+    except Exception:  # noqa: BLE001 - a command that needs it fails as it would cold
         pass
     else:
         _prepare_model_loads()
@@ -117,9 +117,11 @@ def serve(idle_s: float, env: dict[str, str]) -> dict | None:
                 return _supervise(conn)
             conn.close()
     finally:
-        if os.getpid() == me:
-            for leftover in (path, path.with_suffix(".pid")):
-                leftover.unlink(missing_ok=True)
+        pid_file = path.with_suffix(".pid")
+        # Not another warm process's: one started since may have taken the name over.
+        if os.getpid() == me and pid_file.exists() and pid_file.read_text() == str(me):
+            path.unlink(missing_ok=True)
+            pid_file.unlink(missing_ok=True)
 
 
 def _supervise(conn: socket.socket) -> dict:
