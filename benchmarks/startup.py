@@ -37,7 +37,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import DEFAULT_TASKS, ENV, PACK, REPO, bench_cmd, load_average, median, pack_dir
+from common import (
+    DEFAULT_TASKS,
+    ENV,
+    PACK,
+    REPO,
+    bench_cmd,
+    load_average,
+    median,
+    pack_dir,
+    warm_process,
+)
 
 INDEX_TIMER = (
     "import time; from lm_eval.tasks import TaskManager; t = time.perf_counter(); "
@@ -52,15 +62,17 @@ PHASES = [
     "model_loaded",
     "first_request",
 ]
-MODES = {  # the environment of each mode's runs
-    "model process": {"BENCH_MODEL_PROCESS": "1"},
-    "one process": {"BENCH_MODEL_PROCESS": "0"},
-    "warm process": {"BENCH_MODEL_PROCESS": "1", "BENCH_WARM": "1"},
+MODES = {  # what each mode's runs change in the environment (`bench warm` serves ENV)
+    "model process": {"BENCH_WARM": "0"},
+    "one process": {"BENCH_MODEL_PROCESS": "0", "BENCH_WARM": "0"},
+    "warm process": {"BENCH_WARM": "1"},
 }
 
 
-def one_run(work: Path, round_: int, mode: dict, base_url: str | None) -> dict[str, float]:
-    name = "-".join(mode.values())
+def one_run(
+    work: Path, round_: int, mode: dict, env: dict, base_url: str | None
+) -> dict[str, float]:
+    name = "-".join(f"{k}{v}" for k, v in mode.items())
     trace = work / f"trace-{round_}-{name}.jsonl"
     # A served model: generation only, which every OpenAI-compatible server answers.
     backend = ["--backend", "openai", "--base-url", base_url] if base_url else []
@@ -84,7 +96,7 @@ def one_run(work: Path, round_: int, mode: dict, base_url: str | None) -> dict[s
     subprocess.run(
         cmd,
         cwd=REPO,
-        env={**ENV, **warm_env(work), **mode, "BENCH_TRACE": str(trace)},
+        env={**env, **mode, "BENCH_TRACE": str(trace)},
         check=True,
         capture_output=True,
     )
@@ -93,21 +105,6 @@ def one_run(work: Path, round_: int, mode: dict, base_url: str | None) -> dict[s
         event = json.loads(line)
         marks.setdefault(event["event"], event["t"] - start)  # the first of each kind
     return marks
-
-
-def warm_env(work: Path) -> dict[str, str]:
-    return {"BENCH_WARM_DIR": str(work / "warm")}
-
-
-def start_warm(work: Path) -> None:
-    """`bench warm`, in the environment the warm mode's runs have (less what varies)."""
-    env = {**ENV, **warm_env(work), **MODES["warm process"]}
-    subprocess.run(bench_cmd("warm", "--idle-minutes", "30"), cwd=REPO, env=env, check=True)
-
-
-def stop_warm(work: Path) -> None:
-    env = {**ENV, **warm_env(work)}
-    subprocess.run(bench_cmd("warm", "--stop"), cwd=REPO, env=env, check=True)
 
 
 def main() -> None:
@@ -127,17 +124,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     print(f"before: {load_average()}")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
-    start_warm(work)
-    try:
+    with warm_process(work, ENV) as env:
         for round_ in range(args.rounds):
             order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
             for name in order:
-                runs[name].append(one_run(work, round_, modes[name], args.base_url))
-    finally:
-        stop_warm(work)
+                runs[name].append(one_run(work, round_, modes[name], env, args.base_url))
     print(f"after: {load_average()}")
     for name, marks in runs.items():  # a warm-mode run that started cold would mislead
-        cold = [r for r in marks if ("warm_command" in r) != ("BENCH_WARM" in modes[name])]
+        cold = [r for r in marks if ("warm_command" in r) != (modes[name]["BENCH_WARM"] == "1")]
         if cold:
             sys.exit(f"{name}: {len(cold)} run(s) did not start as the mode says")
 

@@ -7,10 +7,11 @@ alternate (bench first in even rounds, lm_eval first in odd ones) so that a load
 on the machine hits both alike. Prints each wall time, the median ratio, and every
 metric and stderr side by side; scores must be bitwise identical.
 
-    python benchmarks/vs_lm_eval.py [--rounds 3] [--limit N] [--one-process]
+    python benchmarks/vs_lm_eval.py [--rounds 3] [--limit N] [--one-process] [--warm]
 
 With --one-process, each round also times bench with BENCH_MODEL_PROCESS=0 (the model in
-bench's own process, as before bench/backends/process.py) and checks its scores too.
+bench's own process, as before bench/backends/process.py) and checks its scores too; with
+--warm, bench started from a warm process (`bench warm`, bench/warm), likewise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 from common import (
@@ -34,6 +36,7 @@ from common import (
     median,
     pack_dir,
     timed,
+    warm_process,
 )
 
 
@@ -47,6 +50,9 @@ def main() -> None:
         "--one-process",
         action="store_true",
         help="also time bench with BENCH_MODEL_PROCESS=0 (the model in bench's process)",
+    )
+    parser.add_argument(
+        "--warm", action="store_true", help="also time bench started from `bench warm`"
     )
     args = parser.parse_args()
 
@@ -78,14 +84,23 @@ def main() -> None:
             *limit,
         )
 
-    names = ["bench", "lm_eval", *(["bench-1p"] if args.one_process else [])]
+    names = ["bench", "lm_eval"]
+    names += (["bench-1p"] if args.one_process else []) + (["bench-warm"] if args.warm else [])
+    with ExitStack() as stack:
+        warm_env = stack.enter_context(warm_process(work, ENV)) if args.warm else None
+        compare(args, names, work, bench_run, model_dir, limit, warm_env)
+
+
+def compare(args, names, work, bench_run, model_dir, limit, warm_env) -> None:
     walls: dict[str, list[float]] = {name: [] for name in names}
     scores: dict[str, dict] = {}
     for round_ in range(args.rounds):
         store = f"sqlite:///{work / f'bench-{round_}.db'}"
         out = work / f"lm_eval-{round_}"
         one_process_store = f"sqlite:///{work / f'bench-1p-{round_}.db'}"
+        warm_store = f"sqlite:///{work / f'bench-warm-{round_}.db'}"
         commands = {
+            "bench-warm": (bench_run(warm_store), None, warm_env),
             "bench": (bench_run(store), None, None),
             "bench-1p": (
                 bench_run(one_process_store),
@@ -126,6 +141,8 @@ def main() -> None:
             print(f"round {round_ + 1}: scores differ from round 1 (nondeterminism)")
         if args.one_process and bench_scores(one_process_store) != scores["bench"]:
             print(f"round {round_ + 1}: BENCH_MODEL_PROCESS=0 scores differ")
+        if args.warm and bench_scores(warm_store) != scores["bench"]:
+            print(f"round {round_ + 1}: the warm process's scores differ")
 
     print(f"after: {load_average()}")
     b, lm = median(walls["bench"]), median(walls["lm_eval"])
@@ -133,6 +150,9 @@ def main() -> None:
     if args.one_process:
         one = median(walls["bench-1p"])
         print(f"bench with BENCH_MODEL_PROCESS=0: {one:.2f} s -> {lm / one:.2f}x lm_eval's speed")
+    if args.warm:
+        warm = median(walls["bench-warm"])
+        print(f"bench from a warm process: {warm:.2f} s -> {lm / warm:.2f}x lm_eval's speed")
 
     ours, theirs = scores["bench"], scores["lm_eval"]
     print(f"\n{'task':14s} {'metric':16s} {'filter':12s} {'bench':>22s} {'lm_eval':>22s}")
