@@ -145,3 +145,34 @@ def test_ctrl_c_stops_a_warm_run_and_a_rerun_resumes(tmp_path, warm_env):
             "select requests_sent, requests_reused from runs where status = 'complete'"
         ).fetchall()
     assert reused >= kept > 0 and sent + reused == 40
+
+
+def state(pid: int) -> str:
+    """A process's state letter from /proc (T: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.slow
+def test_ctrl_z_suspends_the_warm_run_and_fg_resumes_it(tmp_path, warm_env):
+    trace = tmp_path / "trace.jsonl"
+    client = subprocess.Popen(
+        [sys.executable, "-m", "bench.launch", "run", "--model", SMOL,
+         "--tasks", "basics_arith", "--store", f"sqlite:///{tmp_path / 's.db'}"],
+        cwd=REPO,
+        env={**warm_env, "BENCH_TRACE": str(trace)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not pids(trace, "first_request"):
+        time.sleep(0.1)
+    (command,) = pids(trace, "warm_command")
+    os.killpg(client.pid, signal.SIGTSTP)  # what Ctrl-Z in its terminal does
+    time.sleep(1)
+    assert state(client.pid) == "T" and state(command) == "T"
+    os.killpg(client.pid, signal.SIGCONT)  # the shell's fg
+    _, stderr = client.communicate(timeout=300)
+    assert client.returncode == 0, stderr[-2000:]
+    assert re.search(rf"run \w+: {SMOL}, 40 samples", stderr), stderr[-2000:]

@@ -4,7 +4,8 @@ Standard library only: this runs before any of bench's own imports. Protocol, ov
 warm process's Unix socket: the client sends one message, a length-prefixed JSON request
 (argv, cwd, environment, sys.path[0]) with its stdin, stdout and stderr attached; the warm
 side answers `pgid N` once the command runs (in process group N, which then receives the
-client's Ctrl-C and other stop signals) and `exit CODE` when it ends.
+client's Ctrl-C and other stop signals, and is suspended and resumed with it on Ctrl-Z)
+and `exit CODE` when it ends.
 """
 
 from __future__ import annotations
@@ -85,11 +86,20 @@ def hand_over(argv: list[str]) -> int | None:
         group = int(started[1])
         for number in FORWARDED_SIGNALS:
             signal.signal(number, lambda signum, _frame: _signal_group(group, signum))
+        signal.signal(signal.SIGTSTP, lambda *_: _suspend(group))
         ended = replies.readline().split()
     if len(ended) == 2 and ended[0] == "exit":
         return int(ended[1])
     sys.stderr.write("bench: the warm bench process went away during the command\n")
     return 1
+
+
+def _suspend(group: int) -> None:
+    """Ctrl-Z: stop the command with this process, and resume it with this one."""
+    _signal_group(group, signal.SIGSTOP)
+    # SIGSTOP, not SIGTSTP: the kernel drops the latter in an orphaned process group.
+    os.kill(os.getpid(), signal.SIGSTOP)  # stopped here until the shell's fg or bg
+    _signal_group(group, signal.SIGCONT)
 
 
 def _signal_group(group: int, signum: int) -> None:
