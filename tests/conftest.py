@@ -60,6 +60,37 @@ def run_bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     )
 
 
+def start_bench(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
+    """The real CLI, started in the background with its output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.launch", *args],
+        cwd=REPO,
+        env=env or os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def wait_for_cached_answers(store: Path, run: subprocess.Popen, timeout_s: float = 600) -> int:
+    """How many answers the run's SQLite store has cached, once it has some (or the run
+    ended, or time ran out)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    kept = 0
+    while time.monotonic() < deadline and run.poll() is None and not kept:
+        try:
+            with sqlite3.connect(store) as db:
+                kept = db.execute("select count(*) from request_cache").fetchone()[0]
+        except sqlite3.OperationalError:
+            pass  # the store or its table is not there yet
+        time.sleep(0.1)
+    return kept
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     from bench.models.packs import materialize

@@ -6,12 +6,19 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASICS_TASKS, REPO, assert_same_records, run_bench, run_records
+from tests.conftest import (
+    BASICS_TASKS,
+    REPO,
+    assert_same_records,
+    run_bench,
+    run_records,
+    start_bench,
+    wait_for_cached_answers,
+)
 
 pytestmark = pytest.mark.slow
 SMOL = "smollm2-135m-instruct"
@@ -120,23 +127,9 @@ def test_model_process_killed_mid_run_is_reported_and_answers_kept(tmp_path):
     store = tmp_path / "killed.db"
     args = ["run", "--model", SMOL, "--tasks", "basics_arith", "--batch-size", "4"]
     args += ["--store", f"sqlite:///{store}"]
-    run = subprocess.Popen(
-        [sys.executable, "-m", "bench.launch", *args],
-        cwd=REPO,
-        env=os.environ.copy(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = start_bench(*args)
     # Wait until answers have reached the store's cache, then kill the model's process.
-    deadline = time.monotonic() + 600
-    kept = 0
-    while time.monotonic() < deadline and run.poll() is None and not kept:
-        try:
-            kept = query(store, "select count(*) from request_cache")[0][0]
-        except sqlite3.OperationalError:
-            pass  # the store or its table is not there yet
-        time.sleep(0.2)
+    wait_for_cached_answers(store, run)
     assert run.poll() is None, "the run finished before its model process could be killed"
     (child,) = _children(run.pid)
     os.kill(child, 9)

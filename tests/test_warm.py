@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BASICS_TASKS, REPO, assert_same_records, run_records
+from tests.conftest import (
+    BASICS_TASKS,
+    REPO,
+    assert_same_records,
+    run_records,
+    start_bench,
+    wait_for_cached_answers,
+)
 
 SMOL = "smollm2-135m-instruct"
 
@@ -112,24 +119,9 @@ def test_ctrl_c_stops_a_warm_run_and_a_rerun_resumes(tmp_path, warm_env):
     trace = tmp_path / "trace.jsonl"
     args = ["run", "--model", SMOL, "--tasks", "basics_arith", "--batch-size", "4"]
     args += ["--store", f"sqlite:///{store}"]
-    client = subprocess.Popen(
-        [sys.executable, "-m", "bench.launch", *args],
-        cwd=REPO,
-        env={**warm_env, "BENCH_TRACE": str(trace)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own group, as a terminal's foreground job
-    )
-    deadline = time.monotonic() + 300
-    kept = 0
-    while time.monotonic() < deadline and client.poll() is None and not kept:
-        try:
-            with sqlite3.connect(store) as db:
-                kept = db.execute("select count(*) from request_cache").fetchone()[0]
-        except sqlite3.OperationalError:
-            pass  # the store or its table is not there yet
-        time.sleep(0.1)
+    # In its own process group, as a terminal's foreground job.
+    client = start_bench(*args, env={**warm_env, "BENCH_TRACE": str(trace)}, start_new_session=True)
+    kept = wait_for_cached_answers(store, client, timeout_s=300)
     assert client.poll() is None, "the run ended before it could be stopped"
     os.killpg(client.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
     _, stderr = client.communicate(timeout=120)
@@ -155,14 +147,10 @@ def state(pid: int) -> str:
 @pytest.mark.slow
 def test_ctrl_z_suspends_the_warm_run_and_fg_resumes_it(tmp_path, warm_env):
     trace = tmp_path / "trace.jsonl"
-    client = subprocess.Popen(
-        [sys.executable, "-m", "bench.launch", "run", "--model", SMOL,
-         "--tasks", "basics_arith", "--store", f"sqlite:///{tmp_path / 's.db'}"],
-        cwd=REPO,
+    client = start_bench(
+        "run", "--model", SMOL, "--tasks", "basics_arith",
+        "--store", f"sqlite:///{tmp_path / 's.db'}",
         env={**warm_env, "BENCH_TRACE": str(trace)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
         start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 300
