@@ -8,7 +8,7 @@ Three kinds of process (see bench/warm/__init__.py):
   command's process (its own process group), tells the client that group, and reports
   the exit code; if the client goes away first, it stops the group;
 - the command's process: takes the client's streams, directory, environment and
-  arguments, and runs `bench.launch.main` as a cold start would, to its normal exit.
+  arguments, and runs `bench.launch.start_here` as a cold start would, to its exit.
 
 start() runs it, detached.
 """
