@@ -146,7 +146,6 @@ def _supervise(conn: socket.socket) -> dict:
         pass
     for fd in fds:
         os.close(fd)
-    code = 1
     try:
         conn.sendall(f"pgid {pid}\n".encode())
         code = _wait(pid, conn)
