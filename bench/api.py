@@ -55,8 +55,8 @@ def run(
     first = plan.models[0] if plan.models else None
     if spawned is None:
         spawned = spawn_for(plan.settings.backend, first, executor.kind == "local")
-    # Told at once: a process that has its imports done (bench warm) loads beside the
-    # checks; one that is still importing reads it after. Bad input stops it either way.
+    # Told at once: the model process reads it as soon as its imports are done, while
+    # this one checks the input. Bad input stops it either way.
     try:
         loading = start_loading(plan, executor, spawned)
     except BaseException:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from contextlib import contextmanager
@@ -28,6 +27,13 @@ app.add_typer(results_app, name="results")
 app.add_typer(tasks_app, name="tasks")
 
 console = Console(stderr=True)
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        help="Also show other libraries' progress bars, warnings and logs (or BENCH_VERBOSE=1).",
+    ),
+]
 StoreOption = Annotated[
     str | None,
     typer.Option(
@@ -255,6 +261,7 @@ def run(
         typer.Option("--dry-run", help="Print the work units and their resources; run nothing."),
     ] = False,
     store: StoreOption = None,
+    verbose: VerboseOption = False,  # read at start-up (bench/quiet.py, bench/launch.py)
 ) -> None:
     """Evaluate models on tasks and record every metric and sample in the store.
 
@@ -330,6 +337,30 @@ def run(
             options,
             spawned,
         )
+    _print_results(records, store)
+
+
+def _print_results(records, store: str | None) -> None:
+    """Each task's primary metrics for each model, then one line per run."""
+    from sqlalchemy.engine import make_url
+
+    from bench.store.store import store_url
+
+    table = Table("model", "task", "metric", "value", "± stderr", "samples", title="results")
+    for record in records:
+        for metric in record.metrics:
+            if metric.primary:
+                stderr = "" if metric.stderr is None else f"{metric.stderr:.4f}"
+                table.add_row(
+                    escape(record.manifest.model.name),
+                    escape(metric.task),
+                    escape(metric.metric if metric.filter == "none" else
+                           f"{metric.metric} ({metric.filter})"),
+                    f"{metric.value:.4f}",
+                    stderr,
+                    str(metric.n_samples),
+                )
+    console.print(table)
     for record in records:
         m = record.manifest
         console.print(
@@ -338,9 +369,8 @@ def run(
             f"sent to the model, {m.requests_reused} reused from the store",
             soft_wrap=True,  # one line per run, also in logs
         )
-    # Everything is written. The interpreter's last garbage collections, over the tasks,
-    # datasets and samples still in memory, take 0.5 s of a run's exit: skip them.
-    gc.freeze()
+    shown = make_url(store_url(store)).render_as_string(hide_password=True)
+    console.print(f"store: {escape(shown)}", soft_wrap=True)
 
 
 def _print_units(units, options) -> None:
@@ -576,30 +606,6 @@ def tasks_new(
     except (ValueError, FileExistsError) as err:
         _fail(str(err))
     print(folder)
-
-
-@app.command()
-def warm(
-    stop: Annotated[bool, typer.Option("--stop", help="Stop the warm processes.")] = False,
-    idle_minutes: Annotated[
-        float, typer.Option(help="End after this long without a command.")
-    ] = 30.0,
-) -> None:
-    """Keep a warm process: later `bench` commands in this environment start in a fork of
-    it, with lm-eval, torch and transformers already imported (a run's first model
-    request ~1 s after it starts instead of ~5 s). Changing bench's source, the installed
-    packages or the environment makes commands start cold again until `bench warm`."""
-    from bench.warm import server
-
-    if stop:
-        console.print(f"stopped {server.stop()} warm process(es)")
-        return
-    with console.status("importing lm-eval, torch and transformers ..."):
-        try:
-            path = server.start(idle_s=idle_minutes * 60)
-        except RuntimeError as err:
-            _fail(str(err))
-    console.print(f"warm process serving at {path} (ends after {idle_minutes:g} idle minutes)")
 
 
 @app.command()

@@ -1,5 +1,5 @@
-"""The `bench` command: handed to a warm process if one serves this environment
-(bench/warm), else started here, its model process before the CLI's imports."""
+"""The `bench` command: other libraries quieted (bench/quiet.py), then its model process
+started before the CLI's imports."""
 
 from __future__ import annotations
 
@@ -7,17 +7,10 @@ import sys
 
 
 def main() -> None:
-    if sys.argv[1:2] != ["warm"]:
-        from bench.warm.client import hand_over
+    from bench.quiet import quiet_libraries, verbose_requested
 
-        code = hand_over(sys.argv)
-        if code is not None:
-            sys.exit(code)
-    start_here()
-
-
-def start_here() -> None:
-    """Run the command in this process (a warm process's child calls this too)."""
+    if not verbose_requested(sys.argv[1:]):
+        quiet_libraries()
     from bench.backends.spawn import spawn_early
 
     spawn_early(sys.argv[1:])

@@ -13,8 +13,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,22 +29,10 @@ ENV = {
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
-    "BENCH_WARM": "0",  # every command starts cold, unless a script says otherwise
 }
 os.environ.update({k: ENV[k] for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")})
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 sys.path.insert(0, str(REPO))
-
-
-@contextmanager
-def warm_process(work: Path, env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """`bench warm` for commands run with `env` (bench/warm); yields their environment."""
-    served = {**env, "BENCH_WARM_DIR": str(work / "warm"), "BENCH_WARM": "1"}
-    subprocess.run(bench_cmd("warm"), cwd=REPO, env=served, check=True, capture_output=True)
-    try:
-        yield served
-    finally:
-        subprocess.run(bench_cmd("warm", "--stop"), cwd=REPO, env=served, capture_output=True)
 
 
 def pack_dir(name: str = PACK) -> Path:

@@ -3,14 +3,12 @@
 Runs `bench run` (SmolLM2 pack, hf backend, default suite tasks, --limit 1, fresh store)
 with BENCH_TRACE set; bench then writes a timestamp at each phase (bench/trace.py). The
 clock starts just before the process is spawned, so Python's own start and every import
-count. Rounds alternate between three modes:
+count. Rounds alternate between two modes:
 
 - model process: a cold start, the default; the model loads in its own process, which
   starts at once while bench builds the tasks (bench/backends/process.py);
 - one process: a cold start with BENCH_MODEL_PROCESS=0 (the model loads in bench's
-  process after the tasks are built);
-- warm process: `bench warm` was run first (bench/warm), so the command starts in a fork
-  of a process that has imported lm-eval, torch and transformers.
+  process after the tasks are built).
 
 Prints each phase and, per mode:
 
@@ -46,7 +44,6 @@ from common import (
     load_average,
     median,
     pack_dir,
-    warm_process,
 )
 
 INDEX_TIMER = (
@@ -54,7 +51,6 @@ INDEX_TIMER = (
     "n = len(TaskManager().all_tasks); print(f'{time.perf_counter() - t:.2f} ({n} tasks)')"
 )
 PHASES = [
-    "warm_command",
     "cli_run",
     "model_process_spawned",
     "tasks_loaded",
@@ -62,10 +58,9 @@ PHASES = [
     "model_loaded",
     "first_request",
 ]
-MODES = {  # what each mode's runs change in the environment (`bench warm` serves ENV)
-    "model process": {"BENCH_WARM": "0"},
-    "one process": {"BENCH_MODEL_PROCESS": "0", "BENCH_WARM": "0"},
-    "warm process": {"BENCH_WARM": "1"},
+MODES = {  # what each mode's runs change in the environment
+    "model process": {},
+    "one process": {"BENCH_MODEL_PROCESS": "0"},
 }
 
 
@@ -115,25 +110,16 @@ def main() -> None:
         help="time `--backend openai` against this server (serving the SmolLM2 pack) instead",
     )
     args = parser.parse_args()
-    modes = (
-        {"served model": MODES["model process"], "served model, warm": MODES["warm process"]}
-        if args.base_url
-        else MODES
-    )
+    modes = {"served model": MODES["model process"]} if args.base_url else MODES
     pack_dir(PACK)
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     print(f"before: {load_average()}")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in modes}
-    with warm_process(work, ENV) as env:
-        for round_ in range(args.rounds):
-            order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
-            for name in order:
-                runs[name].append(one_run(work, round_, modes[name], env, args.base_url))
+    for round_ in range(args.rounds):
+        order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
+        for name in order:
+            runs[name].append(one_run(work, round_, modes[name], ENV, args.base_url))
     print(f"after: {load_average()}")
-    for name, marks in runs.items():  # a warm-mode run that started cold would mislead
-        cold = [r for r in marks if ("warm_command" in r) != (modes[name]["BENCH_WARM"] == "1")]
-        if cold:
-            sys.exit(f"{name}: {len(cold)} run(s) did not start as the mode says")
 
     for name, marks in runs.items():
         print(f"\n{name}: seconds since spawning `bench run` (median of {args.rounds}):")

@@ -1,7 +1,10 @@
 """Scores from `bench run --backend hf` equal those of the `lm_eval --model hf` CLI.
 
-Both run the SmolLM2 pack on every shipped task with the same settings; every metric
-(acc, acc_norm, filtered exact_match, perplexities) and its stderr must agree to 1e-6.
+Both run the SmolLM2 pack on every shipped task with the same settings. They agree as two
+correct implementations do on any CPU: accuracy-type metrics (acc, acc_norm, filtered
+exact_match: means of per-sample 0/1 decisions) and their stderrs exactly; perplexity-type
+metrics, sums of float32 log-probabilities whose last bits depend on the BLAS kernels,
+within 1e-6 relative.
 Covers few-shot (basics_arith is 3-shot by default; a 2-shot chat-template variant too).
 """
 
@@ -85,10 +88,15 @@ def bench_scores(model_dir: Path, tasks: list[str], extra: list[str], store: Pat
     return json.loads(export_metrics(open_store(f"sqlite:///{store}"), "json"))
 
 
-def close(a, b) -> bool:
+PERPLEXITY_TYPE = {"word_perplexity", "byte_perplexity", "bits_per_byte", "perplexity"}
+
+
+def close(a, b, metric: str) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    return math.isclose(a, b, rel_tol=0, abs_tol=1e-6)
+    # "Exactly" up to the last bit of a mean, which is the same sum in the same order.
+    rel_tol = 1e-6 if metric in PERPLEXITY_TYPE else 1e-12
+    return math.isclose(a, b, rel_tol=rel_tol, abs_tol=0)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -101,8 +109,8 @@ def test_bench_matches_lm_eval(variant, smollm2_dir, tmp_path):
     assert set(got) == set(expected)
     assert {task for task, _, _ in got} == set(spec["tasks"])
     for key, (value, stderr) in expected.items():
-        assert close(got[key][0], value), (key, got[key], value)
-        assert close(got[key][1], stderr), (key, got[key], stderr)
+        assert close(got[key][0], value, key[1]), (key, got[key], value)
+        assert close(got[key][1], stderr, key[1]), (key, got[key], stderr)
     # Not a vacuous match: the model scores above zero and below perfect somewhere.
     accuracies = [v for (t, m, _), (v, _) in got.items() if m in ("acc", "exact_match")]
     assert any(0 < v < 1 for v in accuracies)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,56 +12,22 @@ from bench.records import RunSettings
 from bench.trace import mark
 
 
-@contextmanager
-def lean_transformers() -> Iterator[None]:
-    """While the backend's modules import and its model loads: transformers imports
-    scikit-learn (1.6 s here) for assisted generation's confidence threshold,
-    scipy.optimize (0.7 s) for object detection losses and torch.distributed.tensor for
-    tensor parallelism, none of which a one-process LLM evaluation uses. Telling it they
-    are absent skips those imports; the flags are restored after. torch._dynamo waits
-    until something compiles (deferred_dynamo). Its first import also reuses what
-    import_cache remembers."""
-    from bench.backends.deferred_dynamo import deferred_dynamo
-    from bench.backends.import_cache import remembered_transformers_imports
-
-    with deferred_dynamo():
-        with remembered_transformers_imports():
-            import transformers.utils
-            import transformers.utils.import_utils
-
-        modules = (transformers.utils, transformers.utils.import_utils)
-        saved = [(m, n, getattr(m, n)) for m in modules for n in LEAN_SKIPS]
-        for module, name, _ in saved:
-            setattr(module, name, lambda: False)
-        try:
-            yield
-        finally:
-            for module, name, check in saved:
-                setattr(module, name, check)
-
-
-LEAN_SKIPS = ("is_sklearn_available", "is_scipy_available", "is_torch_distributed_available")
-
-
 def import_backend(name: str) -> None:
     """Import what building this backend needs, ahead of knowing the model (the hf
     backend's torch and transformers: most of its load time)."""
     if name == "hf":
         import torch  # noqa: F401
 
-        with lean_transformers():
-            import bench.backends.hf  # noqa: F401
+        import bench.backends.hf  # noqa: F401
 
 
 def _hf(model_path: Path, settings: RunSettings) -> Any:
     import torch
 
     args = {"device": "cuda" if torch.cuda.is_available() else "cpu", **settings.model_args}
-    # The model's own modules import during the load, so the load is inside too.
-    with lean_transformers():
-        from bench.backends.hf import HFBackend
+    from bench.backends.hf import HFBackend
 
-        return HFBackend(pretrained=str(model_path), batch_size=settings.batch_size, **args)
+    return HFBackend(pretrained=str(model_path), batch_size=settings.batch_size, **args)
 
 
 def _vllm(model_path: Path, settings: RunSettings) -> Any:

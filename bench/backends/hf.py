@@ -3,14 +3,14 @@
 Model loading, tokenization and chat templates come from lm-eval's HFLM, so a prompt is
 tokenized exactly as `lm_eval --model hf` tokenizes it. The request loops are ours (see
 TimedLM): they batch by length, run each distinct input row once (multiple-choice answers
-that share a context+continuation prefix share one forward row), on a CPU compute several
-batches at once (side_by_side.py) and time every batch.
+that share a context+continuation prefix share one forward row), compute the output layer
+only at the positions that are read, and time every batch.
 """
 
 from __future__ import annotations
 
 import inspect
-from contextlib import nullcontext
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -18,24 +18,9 @@ import torch
 import torch.nn.functional as F
 from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import postprocess_generated_text
-from tqdm import tqdm
 
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, batches
-from bench.backends.decode_attention import decode_attention_threads
-from bench.backends.side_by_side import run_in_order
-from bench.backends.sliced_products import slice_large_products
-from bench.backends.threads import choose_cpu_threads
 from bench.backends.timing import RequestTiming, split_time
-
-# MKL multiplies matrices of fewer than 12 rows with other kernels (a different order of
-# additions: other last bits); from 12 rows on a row's result does not depend on how many
-# rows are multiplied with it. 16 keeps a margin.
-MIN_OUTPUT_ROWS = 16
-
-
-# Batches computed side by side each hold their logits (and log-probabilities) or their
-# key/value cache at once: beyond this many bytes in all, they go one after the other.
-SIDE_BY_SIDE_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -58,12 +43,6 @@ class RowBatch:
     owners: list[list[tuple[int, list[int]]]]
 
 
-def kept_from(needed: int, rows: int, width: int) -> int:
-    """First position whose logits a batch computes: `needed` or earlier, so that the
-    output layer still multiplies at least MIN_OUTPUT_ROWS rows (bitwise lm-eval's)."""
-    return max(0, min(needed, width - -(-MIN_OUTPUT_ROWS // rows)))
-
-
 class HFBackend(TimedLM, HFLM):
     """lm-eval `LM` over transformers, with per-request timing in `self.timings`."""
 
@@ -71,28 +50,6 @@ class HFBackend(TimedLM, HFLM):
     def _batch(self) -> int:
         size = self.batch_size
         return int(size) if str(size).isdigit() else 1
-
-    _threads_fitted = False
-    _plain_threads = 1  # torch's own thread count, before fitting: what lm-eval runs with
-
-    def _fit_threads(self) -> None:
-        """Fit torch's CPU threads to the cores free when the first request runs; at load
-        time the task loading beside it (bench/backends/process.py) keeps a core busy."""
-        if self._threads_fitted:
-            return
-        self._threads_fitted = True
-        self._plain_threads = torch.get_num_threads()
-        if self.device.type == "cpu" and (threads := choose_cpu_threads()):
-            torch.set_num_threads(threads)
-
-    _products_sliced = False
-
-    def _slice_products(self) -> None:
-        """Generation's products with large weight matrices, in slices on a CPU, from
-        the first generate call on (sliced_products.py)."""
-        if not self._products_sliced:
-            self._products_sliced = True
-            slice_large_products(self.model)
 
     @property
     def rolling_group_size(self) -> int:  # type: ignore[override]
@@ -109,19 +66,15 @@ class HFBackend(TimedLM, HFLM):
         self, groups: list[list[TokenPair]], request_type: str, done: Done = None
     ) -> list[Scored]:
         """Log-probability and greedy flag of every continuation. Each group forms its own
-        batches, longest inputs first; batches may run side by side (side_by_side.py)."""
-        self._fit_threads()
+        batches, longest inputs first."""
         plan: list[RowBatch] = []
         offset = 0
         for pairs in groups:
             plan += self._plan(pairs, offset)
             offset += len(pairs)
         results: list[Scored | None] = [None] * offset
-        progress = tqdm(
-            total=offset, disable=offset < 2 * self._batch, desc=f"Running {request_type} requests"
-        )
-        answers = run_in_order(self._score_batch, plan, self._side_by_side(plan))
-        for batch, (scores, elapsed) in zip(plan, answers, strict=True):
+        for batch in plan:
+            scores, elapsed = timed(self._score_batch, batch)
             shares = split_time(elapsed, [len(inp) for inp in batch.rows])
             for inp, owners, share, row_scores in zip(
                 batch.rows, batch.owners, shares, scores, strict=True
@@ -137,8 +90,6 @@ class HFBackend(TimedLM, HFLM):
                     results[i] = (logprob, greedy, timing)
                     if done:
                         done(i, results[i])
-                progress.update(len(owners))
-        progress.close()
         return results  # type: ignore[return-value]
 
     def _plan(self, pairs: list[TokenPair], offset: int) -> list[RowBatch]:
@@ -154,28 +105,12 @@ class HFBackend(TimedLM, HFLM):
         order = sorted(rows, key=lambda inp: (-len(inp), inp))
         return [RowBatch(b, [rows[inp] for inp in b]) for b in batches(order, self._batch)]
 
-    def _side_by_side(self, plan: list[RowBatch]) -> int:
-        """How many batches to compute at once: one per torch thread on a CPU, while their
-        logits stay small (each batch holds its own)."""
-        if self.device.type != "cpu" or not plan:
-            return 1
-        vocab = self.model.config.get_text_config().vocab_size
-        return self._workers_for(
-            max(len(b.rows) * (len(b.rows[0]) - self._first(b)) * vocab * 8 for b in plan)
-        )
-
-    def _workers_for(self, batch_bytes: int) -> int:
-        """One worker per torch thread, fewer where batches of this size would together
-        hold over SIDE_BY_SIDE_BYTES."""
-        return max(1, min(torch.get_num_threads(), SIDE_BY_SIDE_BYTES // batch_bytes))
-
     def _first(self, batch: RowBatch) -> int:
-        """First position whose logits the batch needs (see kept_from)."""
-        needed = min(
+        """First position whose logits some row of the batch reads."""
+        return min(
             len(inp) - max(len(cont) for _, cont in owners)
             for inp, owners in zip(batch.rows, batch.owners, strict=True)
         )
-        return kept_from(needed, len(batch.rows), len(batch.rows[0]))
 
     def _score_batch(self, batch: RowBatch) -> list[list[tuple[float, bool]]]:
         """(log-probability, greedy?) of each row's owners, from one forward pass."""
@@ -204,10 +139,9 @@ class HFBackend(TimedLM, HFLM):
         return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def _logits_from(self, inputs: torch.Tensor, first: int) -> torch.Tensor:
-        """Logits of positions `first`.. only. The output layer is a fifth of a small
-        model's arithmetic and most positions of a scored row are context; with enough
-        rows (kept_from) they come out bitwise as from the full matrix, which
-        tests/test_speedups.py checks."""
+        """Logits of positions `first`.. only: the output layer is a fifth of a small
+        model's arithmetic and most positions of a scored row are context. Equal to the
+        full matrix's rows within float tolerance (tests/test_speedups.py)."""
         if not self._keeps_positions or first == 0:
             return self._model_call(inputs)[:, first:]
         keep = torch.arange(first, inputs.shape[1], device=inputs.device)
@@ -230,43 +164,21 @@ class HFBackend(TimedLM, HFLM):
     def generate(
         self, prompts: list[str], spec: GenerationSpec, done: Done = None
     ) -> list[tuple[str, RequestTiming]]:
-        self._fit_threads()
-        self._slice_products()
         # Longest prompt first, ties by text: the batches lm-eval's HFLM forms.
         lengths = [len(self.tok_encode(p)) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], prompts[i]))
-        members = list(batches(order, self._batch))
-        # Tokenized here, in this thread: a tokenizer whose padding settings change while
-        # another thread encodes fails ("Already borrowed"). The stop sequences' encoding
-        # below leaves them as every later encode in the workers wants them (no padding).
-        plan = [self._encode_batch([prompts[i] for i in batch], spec) for batch in members]
-        workers = self._side_by_side_generation(plan)
-        if workers > 1:
-            self.tokenizer.encode(spec.until[0] if spec.until else "", add_special_tokens=False)
         results: list[tuple[str, RequestTiming] | None] = [None] * len(prompts)
-        progress = tqdm(total=len(prompts), disable=len(prompts) < 2, desc="Generating")
-        with self._decode_attention(workers):
-            answers = run_in_order(self._generate_ids, plan, workers)
-            for batch, job, (generated, elapsed) in zip(members, plan, answers, strict=True):
-                shares = split_time(elapsed, [1] * len(batch))
-                for i, row, share in zip(batch, generated.tolist(), shares, strict=True):
-                    text, count = self._text_of(row[job.context.shape[1] :], spec)
-                    timing = RequestTiming("generate_until", share, lengths[i], count, len(batch))
-                    results[i] = (text, timing)
-                    if done:
-                        done(i, results[i])
-                progress.update(len(batch))
-        progress.close()
+        for batch in batches(order, self._batch):
+            job = self._encode_batch([prompts[i] for i in batch], spec)
+            generated, elapsed = timed(self._generate_ids, job)
+            shares = split_time(elapsed, [1] * len(batch))
+            for i, row, share in zip(batch, generated.tolist(), shares, strict=True):
+                text, count = self._text_of(row[job.context.shape[1] :], spec)
+                timing = RequestTiming("generate_until", share, lengths[i], count, len(batch))
+                results[i] = (text, timing)
+                if done:
+                    done(i, results[i])
         return results  # type: ignore[return-value]
-
-    def _decode_attention(self, workers: int):
-        """Decode steps' attention on torch's own thread count, as in an lm-eval run,
-        where this run's fitted count (threads.py) or side-by-side workers' one differ."""
-        config = self.model.config.get_text_config()
-        fewer = workers > 1 or torch.get_num_threads() != self._plain_threads
-        if self.device.type != "cpu" or config._attn_implementation != "sdpa" or not fewer:
-            return nullcontext()
-        return decode_attention_threads(self._plain_threads)
 
     def _encode_batch(self, contexts: list[str], spec: GenerationSpec) -> GenerationBatch:
         kwargs = dict(spec.kwargs)
@@ -299,12 +211,9 @@ class HFBackend(TimedLM, HFLM):
         text = postprocess_generated_text(self.tok_decode(new_tokens), spec.until, None)
         return text, len(new_tokens)
 
-    def _side_by_side_generation(self, plan: list[GenerationBatch]) -> int:
-        """Generation batches at once: one per torch thread on a CPU, where the model's
-        attention is transformers' "sdpa" (decode_attention.py keeps its bits), while
-        each batch's key/value cache stays small."""
-        config = self.model.config.get_text_config()
-        if self.device.type != "cpu" or config._attn_implementation != "sdpa" or not plan:
-            return 1
-        per_token = 2 * config.num_hidden_layers * config.hidden_size * 4  # keys and values
-        return self._workers_for(max(len(job.context) * job.max_length * per_token for job in plan))
+
+def timed(compute, batch):
+    """compute(batch) and its wall seconds."""
+    start = time.perf_counter()
+    result = compute(batch)
+    return result, time.perf_counter() - start

