@@ -63,6 +63,6 @@ lint: setup-full
 # After changing a dependency: keep only constraints.txt's 3 comment lines, remove .venv,
 # make setup-full (a fresh resolution), make test, then write what was installed here.
 lock:
-	{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --exclude-editable | \
+	{ sed -n '1,3p' constraints.txt; $(PY) -m pip freeze --all --exclude-editable | \
 	  sed 's/^llama_cpp_python @ .*/llama-cpp-python==0.3.36/'; } > constraints.new
 	mv constraints.new constraints.txt
