@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # reports import pandas and matplotlib: only `report` needs t
     from bench.report.leaderboard import Selection
 
 LOCAL = ExecutorOptions()  # run in this process
+RequestsProgress = Callable[[str, int, int], None]
 
 
 def run(
@@ -46,8 +47,10 @@ def run(
     progress: Callable[[str], None] = lambda _: None,
     executor: ExecutorOptions = LOCAL,
     spawned: Spawned | None = None,
+    requests: RequestsProgress | None = None,
 ) -> list[RunRecord]:
     """Evaluate every model of the plan on its tasks; each run lands in the store whole.
+    `requests(model, answered, asked)` follows each local evaluation's requests.
 
     The first model's process (bench/backends/process.py; `spawned` if the caller started
     it, as `bench run` does before its own imports) imports its backend beside the checks
@@ -65,7 +68,7 @@ def run(
         raise
     try:
         tasks, units = _check_input(plan, executor)
-        return _run(plan, store, progress, executor, tasks, units, loading)
+        return _run(plan, store, progress, executor, tasks, units, loading, requests)
     finally:
         for backend in loading.values():
             backend.close()  # not taken: the run stopped before it
@@ -91,6 +94,7 @@ def _run(
     tasks: list[LoadedTask],
     units: list[tuple[WorkUnit, Resources | None]],
     loading: dict[Path, ModelProcess],
+    requests: RequestsProgress | None = None,
 ) -> list[RunRecord]:
     profile = _profile_name(plan)
     gguf = plan.settings.backend in GGUF_BACKENDS
@@ -129,6 +133,7 @@ def _run(
                 plan.settings,
                 cache=partial(RequestCache, engine) if plan.settings.use_cache else None,
                 backend=loading.pop(model.path.resolve(), None),
+                listener=partial(requests, model.name) if requests else None,
             )
         except PartialRun as stopped:
             if stopped.record is None:

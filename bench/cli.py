@@ -330,14 +330,42 @@ def run(
         if dry_run:
             _print_units(api.plan_units(plan, options), options)
             return
-        records = api.run(
-            plan,
-            store,
-            lambda msg: console.print(f"[dim]{escape(msg)}[/dim]", soft_wrap=True),
-            options,
-            spawned,
-        )
+        with _RequestsBar() as bar:
+            records = api.run(plan, store, bar.message, options, spawned, bar.update)
     _print_results(records, store)
+
+
+class _RequestsBar:
+    """bench's one progress display for a run: a bar per model of its requests answered
+    (from the model or the store) out of those asked so far, with the run's messages."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self.progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            "requests",
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.bars: dict[str, int] = {}
+
+    def __enter__(self) -> _RequestsBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(f"[dim]{escape(text)}[/dim]", soft_wrap=True)
+
+    def update(self, model: str, answered: int, asked: int) -> None:
+        if model not in self.bars:
+            self.bars[model] = self.progress.add_task(escape(model), total=None)
+        self.progress.update(self.bars[model], completed=answered, total=asked)
 
 
 def _print_results(records, store: str | None) -> None:
@@ -360,7 +388,8 @@ def _print_results(records, store: str | None) -> None:
                     stderr,
                     str(metric.n_samples),
                 )
-    console.print(table)
+    # Where stderr is no terminal (a log), as wide as its contents rather than 80 columns.
+    (console if console.is_terminal else Console(stderr=True, width=200)).print(table)
     for record in records:
         m = record.manifest
         console.print(

@@ -60,7 +60,8 @@ def backend_statuses() -> list[BackendStatus]:
             "llamacpp",
             False,
             "package llama-cpp-python is not installed",
-            "pip install -e '.[llamacpp]'",
+            'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir -c constraints.txt '
+            "-e '.[llamacpp]'",
         )
     )
     statuses.append(

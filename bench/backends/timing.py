@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -49,6 +50,8 @@ class RequestLog:
     sent: int = 0  # requests the model answered in this run
     reused: int = 0  # requests answered from the cache
     flush_every: int = 32
+    # Told (answered, asked) as requests are asked and answered: a progress display.
+    listener: Callable[[int, int], None] | None = None
     _pending: list = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,6 +63,7 @@ class RequestLog:
         """Note the requests as asked; answer those the cache knows. Returns their indices."""
         self.asked.update(self.key(i) for i in instances)
         if self.cache is None or not instances:
+            self._tell()
             return set()
         keys = [self.cache.key(request_type, i.args) for i in instances]
         found = self.cache.get_many(keys)
@@ -72,6 +76,7 @@ class RequestLog:
                 self._record(instance, RequestTiming(**timing), answer)
                 hits.add(index)
         self.reused += len(hits)
+        self._tell()
         return hits
 
     def add(self, instance, timing: RequestTiming, answer: Any) -> None:
@@ -83,6 +88,11 @@ class RequestLog:
                 self._pending.append((key, timing.request_type, answer, asdict(timing)))
                 if len(self._pending) >= self.flush_every:
                     self.flush()
+        self._tell()
+
+    def _tell(self) -> None:
+        if self.listener is not None:
+            self.listener(len(self.answers), len(self.asked))
 
     def flush(self) -> None:
         if self.cache is not None and self._pending:

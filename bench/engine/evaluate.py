@@ -146,13 +146,14 @@ def evaluate(
     settings: RunSettings,
     cache: Callable[[str], RequestCache] | None = None,
     backend: ModelProcess | None = None,
+    listener: Callable[[int, int], None] | None = None,
 ) -> RunRecord:
     """Run the tasks on the model. On a failure mid-run (a dead server), raise PartialRun
     carrying a record of every document that was completely answered before it.
 
     With `cache` (namespace -> RequestCache), answers already in the store are reused and
     new ones are written there as they arrive. `backend`: the model's process, started
-    earlier (start_backend)."""
+    earlier (start_backend). `listener(answered, asked)`: progress of the requests."""
     started_at = datetime.now(UTC)
     begin = time.perf_counter()
     backend = backend or start_backend(settings.backend, model.path, settings)
@@ -163,6 +164,7 @@ def evaluate(
         load_s = time.perf_counter() - begin
     if cache is not None:
         backend.timings.cache = cache(cache_namespace(model, settings))
+    backend.timings.listener = listener
     run = dict(model=model, settings=settings, started_at=started_at, load_s=load_s)
     try:
         return _evaluate(backend, load_tasks(), **run)
