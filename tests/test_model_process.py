@@ -3,7 +3,6 @@ process, and a failure there is reported, with the answers already in kept."""
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +15,6 @@ from tests.conftest import (
     assert_same_records,
     run_bench,
     run_records,
-    start_bench,
-    wait_for_cached_answers,
 )
 
 pytestmark = pytest.mark.slow
@@ -121,37 +118,6 @@ def processes_with(environment_item: str) -> list[int]:
 def _children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-def test_model_process_killed_mid_run_is_reported_and_answers_kept(tmp_path):
-    store = tmp_path / "killed.db"
-    args = ["run", "--model", SMOL, "--tasks", "basics_arith", "--batch-size", "4"]
-    args += ["--store", f"sqlite:///{store}"]
-    run = start_bench(*args)
-    # Wait until answers have reached the store's cache, then kill the model's process.
-    wait_for_cached_answers(store, run)
-    assert run.poll() is None, "the run finished before its model process could be killed"
-    (child,) = _children(run.pid)
-    os.kill(child, 9)
-    _, stderr = run.communicate(timeout=120)
-    assert run.returncode == 1, stderr[-2000:]
-    assert "model process" in stderr and "exited with code -9" in stderr
-    kept = query(store, "select count(*) from request_cache")[0][0]
-    assert 0 < kept < 40
-    # Any record of the stopped run says it is partial; a rerun asks only the rest.
-    assert {status for (status,) in query(store, "select status from runs")} <= {"partial"}
-    result = run_bench(*args)
-    assert result.returncode == 0, result.stderr[-2000:]
-    ((sent, reused),) = query(
-        store, "select requests_sent, requests_reused from runs where status = 'complete'"
-    )
-    # Requests with the same prompt share a cache row, so a row may answer several.
-    assert reused >= kept and sent == 40 - reused
-
-
-def query(store: Path, sql: str) -> list:
-    with sqlite3.connect(store) as db:
-        return db.execute(sql).fetchall()
 
 
 def test_a_model_that_fails_to_load_is_reported(tmp_path, smollm2_dir):

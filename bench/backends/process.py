@@ -5,8 +5,9 @@ building the tasks (3 s: lm-eval, datasets, the store) are both single-threaded 
 in one process they add up; in two they overlap on two cores. The child builds the very
 backend `create_backend` builds and answers lm-eval's requests with it; each answer and
 its timing comes back as soon as it is done, so the request cache (in this process, with
-the store) gets it as in a single-process run. Set BENCH_MODEL_PROCESS=0 to load the
-model in this process instead.
+the store) gets it as in a single-process run. A crash there (a segfault in llama.cpp,
+the out-of-memory killer) ends only the child: this process says so in one line and keeps
+every answer. Set BENCH_MODEL_PROCESS=0 to load the model in this process instead.
 
 Run as `python -m bench.backends.process FD BACKEND` (bench/backends/spawn.py): FD is
 the child's end of the pipe.
@@ -15,6 +16,7 @@ the child's end of the pipe.
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import pickle
 import signal
@@ -31,7 +33,7 @@ from lm_eval.api.model import LM
 
 from bench.backends.base import LoggedLM
 from bench.backends.spawn import Spawned, process_model_path, spawn
-from bench.backends.timing import RequestLog
+from bench.backends.timing import RequestKey, RequestLog
 from bench.errors import BadInput, RunFailed
 from bench.records import ExecutorOptions, RunPlan, RunSettings
 
@@ -67,10 +69,15 @@ class ModelProcess(LoggedLM, LM):
         self._spawned = spawned
         self._child = spawned.child
         self._conn = spawned.conn
-        self._conn.send((str(model_path), settings))
         self._info: dict | None = None
         self._busy = False  # a call is under way: the child reads nothing until it ends
         self._seed: int | None = None
+        self._asked: list[RequestKey] = []  # the requests of the call under way, in order
+        self._templates: dict[bytes, Any] = {}
+        try:
+            self._conn.send((str(model_path), settings))
+        except OSError as err:  # it died while importing (a BrokenPipeError, click exits 1)
+            raise self._died() from err
 
     def ready(self) -> ModelProcess:
         if self._info is None:
@@ -95,10 +102,19 @@ class ModelProcess(LoggedLM, LM):
         return self.ready()._info["tokenizer_name"]
 
     def apply_chat_template(self, *args, **kwargs):
-        return self._call("apply_chat_template", args, kwargs)
+        return self._template("apply_chat_template", args, kwargs)
 
     def chat_template(self, *args, **kwargs):
-        return self._call("chat_template", args, kwargs)
+        return self._template("chat_template", args, kwargs)
+
+    def _template(self, name: str, args: tuple, kwargs: dict) -> Any:
+        """The child's answer, remembered: once it has died, the documents it answered are
+        scored from prompts built again (ReplayLM), and their chat templates with them."""
+        # Keyed by a digest: the chat histories are as long as the prompts lm-eval keeps.
+        key = hashlib.sha256(repr((name, args, kwargs)).encode()).digest()
+        if key not in self._templates:
+            self._templates[key] = self._call(name, args, kwargs)
+        return self._templates[key]
 
     def seed_torch(self, seed: int) -> None:
         """Seed torch there before the next request (without waiting for the load)."""
@@ -121,11 +137,16 @@ class ModelProcess(LoggedLM, LM):
             self._seed = None
         if todo:
             by_key = {self.timings.key(r): r for r in todo}
+            self._asked = list(by_key)
             self._send(request_type, [(k.task, k.doc_id, k.idx, r.args) for k, r in by_key.items()])
-            while (message := self._receive())[0] == "answer":
-                _, key, timing, answer = message
-                self.timings.add(by_key[key], timing, answer)
+            try:
+                while (message := self._receive())[0] == "answer":
+                    _, key, timing, answer = message
+                    self.timings.add(by_key[key], timing, answer)
+            finally:  # if the child died, every answer it gave is in the store all the same
+                self.timings.flush()
             self._busy = False
+            self._asked = []
         return self._answers(requests)
 
     def _call(self, name: str, args: tuple, kwargs: dict) -> Any:
@@ -153,8 +174,32 @@ class ModelProcess(LoggedLM, LM):
         return message
 
     def _died(self) -> RunFailed:
-        code = self._child.wait(timeout=30)
-        return RunFailed(f"the model process for {self.model_path} exited with code {code}")
+        """One line: which backend died how, doing what, and what a rerun starts from."""
+        try:
+            code = self._child.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # it closed the pipe but lives on
+            self._child.kill()
+            code = self._child.wait()
+        if code < 0:
+            how = f"was killed by {_signal_name(-code)}"
+            if code == -signal.SIGKILL:
+                how += " (as the out-of-memory killer does)"
+        else:
+            how = f"exited with code {code}"
+        what = f"the {self._spawned.backend} model process ({self.model_path.name}) {how}"
+        if self._info is None:
+            return RunFailed(f"{what} while loading the model; run the same command to retry")
+        # The child answers in its own order (by length, in batches): the first request
+        # asked and not answered stands for those it was working on.
+        unanswered = [k for k in self._asked if k not in self.timings.answers]
+        if unanswered:
+            what += f" while answering {unanswered[0].task} doc {unanswered[0].doc_id}"
+        if self.timings.cache is None:
+            return RunFailed(f"{what}; with --no-cache a rerun asks every request again")
+        kept = len(self.timings.answers)
+        return RunFailed(
+            f"{what}; {kept} answers are in the store: run the same command again to resume"
+        )
 
     def close(self) -> None:
         """Stop the child: at once if it is still loading or busy, else by asking it."""
@@ -185,6 +230,13 @@ class _Forwarding(RequestLog):
         self.conn.send(("answer", self.key(instance), timing, answer))
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # one without a name, e.g. a real-time signal
+        return f"signal {number}"
+
+
 def _portable(error: BaseException) -> BaseException:
     """The error itself if it survives pickling, else a RunFailed that names it; either
     way with the child's traceback as a note, for errors that are not the user's."""
@@ -198,9 +250,12 @@ def _portable(error: BaseException) -> BaseException:
 
 
 def _seed_torch(seed: int) -> None:
-    from lm_eval.utils import set_torch_seed
+    # A backend that never imported torch (llama.cpp) draws nothing from it: importing it
+    # only to seed it would hold up the first request by 2 s.
+    if "torch" in sys.modules:
+        from lm_eval.utils import set_torch_seed
 
-    set_torch_seed(seed)
+        set_torch_seed(seed)
 
 
 def _serve(conn: Connection, name: str) -> None:
@@ -266,7 +321,7 @@ def _serve(conn: Connection, name: str) -> None:
 
 
 def run_model_process(conn: Connection, backend: str) -> None:
-    """The model process's whole life, spawned (below) or forked (spawn.py)."""
+    """The model process's whole life (started by spawn.py)."""
     # Ctrl-C reaches the whole process group: the parent handles it and stops this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _serve(conn, backend)

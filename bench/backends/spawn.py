@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import functools
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 
 # Backends whose model loads in Python in this process otherwise (servers load nothing).
-PROCESS_BACKENDS = {"hf"}
+# In a child, a crash of the model's native code (llama.cpp's segfault) or an
+# out-of-memory kill ends only the child: bench reports it and keeps what was answered.
+PROCESS_BACKENDS = {"hf", "llamacpp"}
 
 
 def in_child_process(backend: str) -> bool:
@@ -33,7 +34,7 @@ class Spawned:
     """A started model process, importing its backend, not yet told which model to load."""
 
     backend: str
-    child: subprocess.Popen | ForkedChild
+    child: subprocess.Popen
     conn: Connection
     relay: threading.Thread | None = None  # copies the child's stderr (_relay)
 
@@ -49,61 +50,11 @@ class Spawned:
             self.relay.join(timeout=5)
 
 
-_forking = False
-
-
-def fork_model_processes() -> None:
-    """From now on, fork model processes from this one instead of starting a new Python:
-    for a process that has imported the backends already (a warm process, bench/warm)."""
-    global _forking
-    _forking = True
-
-
-class ForkedChild:
-    """What Spawned needs of a subprocess.Popen, for a forked child."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(f"model process {self.pid}", timeout)
-            time.sleep(0.01)
-        return self.returncode
-
-    def kill(self) -> None:
-        if self.returncode is None:
-            os.kill(self.pid, signal.SIGKILL)
-
-
 def spawn(backend: str) -> Spawned:
     from bench.trace import mark
 
     mark("model_process_spawned")
     ours, theirs = Pipe()
-    # A fork copies only the thread that forks: with other threads (a progress bar's)
-    # a lock they hold would stay held in the child, so then a new Python starts instead.
-    if _forking and threading.active_count() == 1:
-        sys.stdout.flush()  # else what waits in the buffers is written twice
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            ours.close()
-            from bench.backends.process import run_model_process
-
-            run_model_process(theirs, backend)  # never returns
-        theirs.close()
-        return Spawned(backend, ForkedChild(pid), ours)
     relay = not _stderr_is_inherited()
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.backends.process", str(theirs.fileno()), backend],
@@ -136,15 +87,43 @@ def _relay(stream) -> None:
 
 
 def process_model_path(backend: str, first_model: str | None, local: bool) -> Path | None:
-    """The folder of a run's first model if it will load in a child process: the run is
-    local, its backend loads in Python, and the model is here (a pack already
-    materialized, or a folder). None otherwise."""
+    """Where a run's first model is if it will load in a child process: the run is local,
+    its backend loads in Python, and the model is here (a pack already materialized, or a
+    folder; for a GGUF backend its .gguf file). None otherwise."""
     if not (local and first_model and in_child_process(backend)):
         return None
+    from bench.backends import GGUF_BACKENDS
+
+    if backend in GGUF_BACKENDS:
+        return _local_gguf(first_model)
     from bench.models.resolve import local_model_path
 
     path = local_model_path(first_model)
     return path if path is not None and (path / "config.json").is_file() else None
+
+
+def _local_gguf(name: str) -> Path | None:
+    """The GGUF file that resolve_model(name, gguf=True) will pick, if it is here; its
+    checks come later, with the resolution."""
+    from bench.models.packs import PACKS
+
+    if name in PACKS:
+        return _pack_gguf(name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        files = list(path.glob("*.gguf"))
+        return files[0] if len(files) == 1 else None
+    return path if path.is_file() and path.suffix == ".gguf" else None
+
+
+@functools.cache  # a pack's file stays put; finding Gemma's hashes its 253 MB (0.2 s)
+def _pack_gguf(name: str) -> Path | None:
+    from bench.models.packs import PACKS
+
+    try:
+        return PACKS[name].locate_gguf()
+    except Exception:  # noqa: BLE001 - not installed, or a bad file: resolving says which
+        return None
 
 
 def spawn_for(backend: str, first_model: str | None, local: bool) -> Spawned | None:
