@@ -14,7 +14,7 @@ LIMIT = 6
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def run(tmp_path_factory):
     path = tmp_path_factory.mktemp("e2e") / "bench.db"
     result = run_bench(
         "run",
@@ -28,7 +28,12 @@ def store(tmp_path_factory):
         f"sqlite:///{path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    return path
+    return path, result
+
+
+@pytest.fixture(scope="module")
+def store(run):
+    return run[0]
 
 
 def rows(store, sql):
@@ -83,3 +88,21 @@ def test_export_json_and_report(store, tmp_path):
     for fact in facts:
         row = next(line for line in table if f"| {fact['model']} " in line)
         assert f"| {fact['value']:.4f} (" in row  # the score with its bootstrap interval
+
+
+def test_run_prints_each_metric_and_nothing_of_other_libraries(run):
+    store, result = run
+    output = result.stdout + result.stderr
+    lines = output.splitlines()
+    primary = rows(store, "select r.model, m.* from metrics m join runs r using (run_id)")
+    primary = [m for m in primary if m["is_primary"]]
+    assert len(primary) == len(PACKS) * len(BASICS_TASKS)
+    for metric in primary:  # one table row each: model, task, metric, value ± stderr, samples
+        cells = [metric["model"], metric["task"], metric["metric"], f"{metric['value']:.4f}"]
+        if metric["stderr"] is not None:
+            cells.append(f"{metric['stderr']:.4f}")
+        assert any(all(c in line for c in cells) for line in lines), (cells, output[-3000:])
+    assert "store: sqlite:///" in output
+    # Other libraries' progress bars (tqdm: "| 3/40 [", "it/s]"), advice and exit noise.
+    for noise in ("it/s]", "s/it]", "Generating ", "Loading weights", "leaked", "Warning"):
+        assert noise not in output, (noise, output[-3000:])
