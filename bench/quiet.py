@@ -1,7 +1,9 @@
 """Other libraries' progress bars, advice and warnings off unless asked for (--verbose).
 
 bench shows its own progress; datasets, transformers, huggingface_hub, lm-eval and vLLM
-each print theirs otherwise, some in the model's process. Each library reads these
+each print theirs otherwise, some in the model's process. Code of ours that calls a
+library with a progress-bar switch of its own turns it off there too (vLLM's use_tqdm:
+with tqdm disabled its bar's elapsed time is 0, which vLLM divides by). Each library reads these
 documented environment variables when it starts, so they are set before anything imports
 them, and a model process started later inherits them. A variable the user set wins.
 """
@@ -16,7 +18,7 @@ QUIET_ENV = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-    "VLLM_CONFIGURE_LOGGING": "0",
+    "VLLM_LOGGING_LEVEL": "ERROR",
     "PYTHONWARNINGS": "ignore",
 }
 

@@ -97,7 +97,7 @@ class VLLMBackend(TimedLM):
             spans.append((tokens, len(continuation)))
         params = SamplingParams(max_tokens=1, prompt_logprobs=1, temperature=0.0)
         start = time.perf_counter()
-        outputs = self.llm.generate(prompts, params, use_tqdm=len(prompts) > 16)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
         shares = split_time(time.perf_counter() - start, [len(t) for t, _ in spans])
 
         results: list[Scored] = []
@@ -128,7 +128,7 @@ class VLLMBackend(TimedLM):
         )
         start = time.perf_counter()
         outputs = self.llm.generate(
-            [TokensPrompt(prompt_token_ids=t) for t in encoded], params, use_tqdm=len(prompts) > 16
+            [TokensPrompt(prompt_token_ids=t) for t in encoded], params, use_tqdm=False
         )
         shares = split_time(time.perf_counter() - start, [1] * len(prompts))
         results = []
