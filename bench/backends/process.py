@@ -183,7 +183,7 @@ class ModelProcess(LoggedLM, LM):
         if code < 0:
             how = f"was killed by {_signal_name(-code)}"
             if code == -signal.SIGKILL:
-                how += " (as the out-of-memory killer does)"
+                how += " (the out-of-memory killer's signal, or kill -9)"
         else:
             how = f"exited with code {code}"
         what = f"the {self._spawned.backend} model process ({self.model_path.name}) {how}"

@@ -106,14 +106,9 @@ def _local_gguf(name: str) -> Path | None:
     """The GGUF file that resolve_model(name, gguf=True) will pick, if it is here; its
     checks come later, with the resolution."""
     from bench.models.packs import PACKS
+    from bench.models.resolve import gguf_file
 
-    if name in PACKS:
-        return _pack_gguf(name)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        files = list(path.glob("*.gguf"))
-        return files[0] if len(files) == 1 else None
-    return path if path.is_file() and path.suffix == ".gguf" else None
+    return _pack_gguf(name) if name in PACKS else gguf_file(Path(name).expanduser())
 
 
 @functools.cache  # a pack's file stays put; finding Gemma's hashes its 253 MB (0.2 s)

@@ -63,10 +63,9 @@ def resolve_model(name: str, progress=lambda _: None, gguf: bool = False) -> Mod
         return ModelRef(name, local.resolve(), _cached_hash(local), "gguf")
     if local.is_dir():
         if gguf:
-            files = sorted(local.glob("*.gguf"))
-            if len(files) != 1:
+            if (file := gguf_file(local)) is None:
                 raise UnknownModelError(name, "the folder must hold exactly one .gguf file")
-            return ModelRef(name, files[0].resolve(), _cached_hash(files[0]), "gguf")
+            return ModelRef(name, file.resolve(), _cached_hash(file), "gguf")
         if not (local / "config.json").is_file():
             raise UnknownModelError(name, "the folder has no config.json")
         return ModelRef(name, local.resolve(), _cached_hash(local), "local")
@@ -93,6 +92,14 @@ def _pack_gguf(name: str, progress) -> ModelRef:
     if _cached_hash(path) != pack.gguf_sha256:
         raise PackError(f"{path} does not match its published sha256 {pack.gguf_sha256}")
     return ModelRef(name, path, pack.gguf_sha256, "pack-gguf")
+
+
+def gguf_file(local: Path) -> Path | None:
+    """A .gguf file itself, or a folder's only .gguf file; None otherwise."""
+    if local.is_file():
+        return local if local.suffix == ".gguf" else None
+    files = sorted(local.glob("*.gguf")) if local.is_dir() else []
+    return files[0] if len(files) == 1 else None
 
 
 def local_model_path(name: str) -> Path | None:
