@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.backends import GGUF_BACKENDS, SERVER_BACKENDS, secret_model_args
+from bench.backends import BACKENDS, GGUF_BACKENDS, SERVER_BACKENDS, check_model_args
 from bench.backends.process import ModelProcess, start_loading
 from bench.backends.spawn import Spawned, spawn_for
 from bench.catalog.loader import LoadedTask, load_tasks
@@ -28,13 +28,17 @@ from bench.records import (
     ProbeSettings,
     RunPlan,
     RunRecord,
+    RunSettings,
 )
+from bench.secrets import check_settings, redact
 from bench.store.cache import RequestCache
 from bench.store.export import encode_json
 from bench.store.probes import write_probe
 from bench.store.store import open_store, store_url, write_run
 
 if TYPE_CHECKING:  # reports import pandas and matplotlib: only `report` needs them
+    from sqlalchemy.engine import Engine
+
     from bench.report.leaderboard import Selection
 
 LOCAL = ExecutorOptions()  # run in this process
@@ -54,30 +58,49 @@ def run(
 
     The first model's process (bench/backends/process.py; `spawned` if the caller started
     it, as `bench run` does before its own imports) imports its backend beside the checks
-    and the task building, and is told which model to load at once."""
+    and the task building, and is told which model to load once they have passed."""
     first = plan.models[0] if plan.models else None
     if spawned is None:
         spawned = spawn_for(plan.settings.backend, first, executor.kind == "local")
-    # Told at once: the model process reads it as soon as its imports are done, while
-    # this one checks the input. Bad input stops it either way.
     try:
+        tasks, units = _check_input(plan, executor)
+        checked = _Checked(
+            tasks,
+            units,
+            _resolve_models(plan, progress),
+            _profile_name(plan),
+            open_checked_store(store),
+        )
+        # Only now, with the input checked: bad input never loads a model. The model
+        # process's imports take longer than the checks, so this costs no time.
         loading = start_loading(plan, executor, spawned)
     except BaseException:
         if spawned is not None:
             spawned.kill()
         raise
     try:
-        tasks, units = _check_input(plan, executor)
-        return _run(plan, store, progress, executor, tasks, units, loading, requests)
+        return _run(plan, store, checked, progress, executor, loading, requests)
     finally:
         for backend in loading.values():
             backend.close()  # not taken: the run stopped before it
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """What checking a run's input built, in this order; the store comes last, so that
+    it is not created for a plan that was wrong."""
+
+    tasks: list[LoadedTask]  # built for the checks; the first evaluation takes them
+    units: list[tuple[WorkUnit, Resources | None]]
+    models: list[ModelRef]  # resolved: local folders or files
+    profile: str | None  # the hardware profile's name
+    engine: Engine  # the store, known to take writes
+
+
 def _check_input(
     plan: RunPlan, executor: ExecutorOptions
 ) -> tuple[list[LoadedTask], list[tuple[WorkUnit, Resources | None]]]:
-    """Everything that can be wrong with the input, found before the store is touched."""
+    """Everything that can be wrong with the plan, found before the store is touched."""
     tasks, units = _check_plan(plan, executor)
     if plan.latency is not None:
         if executor.kind != "local":
@@ -86,39 +109,41 @@ def _check_input(
     return tasks, units
 
 
-def _run(
-    plan: RunPlan,
-    store: str | None,
-    progress: Callable[[str], None],
-    executor: ExecutorOptions,
-    tasks: list[LoadedTask],
-    units: list[tuple[WorkUnit, Resources | None]],
-    loading: dict[Path, ModelProcess],
-    requests: RequestsProgress | None = None,
-) -> list[RunRecord]:
-    profile = _profile_name(plan)
+def _resolve_models(plan: RunPlan, progress: Callable[[str], None]) -> list[ModelRef]:
+    """The plan's models made local, in its order; an unknown name is bad input."""
     gguf = plan.settings.backend in GGUF_BACKENDS
     # Folders and hub ids resolve at once; packs may take a minute to materialize, so last.
     by_name = {
         n: _resolve(n, plan.settings.backend, gguf, progress)
         for n in sorted(plan.models, key=lambda n: n in PACKS)
     }
-    models = [by_name[n] for n in plan.models]
-    engine = open_store(store)
+    return [by_name[n] for n in plan.models]
+
+
+def _run(
+    plan: RunPlan,
+    store: str | None,
+    checked: _Checked,
+    progress: Callable[[str], None],
+    executor: ExecutorOptions,
+    loading: dict[Path, ModelProcess],
+    requests: RequestsProgress | None = None,
+) -> list[RunRecord]:
+    engine, models, profile = checked.engine, checked.models, checked.profile
     if executor.kind == "ray":
         from bench.distributed.driver import run_on_ray
 
         return run_on_ray(
             plan,
             models,
-            [unit for unit, _ in units],
+            [unit for unit, _ in checked.units],
             worker_store_url(store),
             executor,
             lambda record: write_run(engine, with_cost_inputs(record, profile)),
             progress,
         )
     records = []
-    built = [tasks]  # the first evaluation takes the tasks built for the checks
+    built = [checked.tasks]  # the first evaluation takes the tasks built for the checks
     for model in models:
         progress(f"evaluating {model.name} on {', '.join(plan.tasks)}")
         # Fresh Task objects per evaluation: lm-eval keeps per-run state on them.
@@ -173,12 +198,13 @@ def probe(
     """The latency probe alone (no scoring): each model replays the tasks' prompts at
     `plan.latency`'s concurrency levels or request rate; every request lands in the store."""
     settings = plan.latency or ProbeSettings()
-    load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code)
+    check_run_settings(plan.settings)
+    check_fewshot(load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code), plan.settings)
     check_probe_settings(plan.settings, settings)
     profile = _profile_name(plan)
     gguf = plan.settings.backend in GGUF_BACKENDS
     models = [_resolve(n, plan.settings.backend, gguf, progress) for n in plan.models]
-    engine = open_store(store)
+    engine = open_checked_store(store)
     records = []
     for model in models:
         progress(f"latency probe of {model.name} on {', '.join(plan.tasks)}")
@@ -237,14 +263,10 @@ def _check_plan(
         raise BadInput("--shard-size must be at least 1 document")
     if executor.replicas < 1:
         raise BadInput("--replicas must be at least 1")
+    check_settings(plan.settings.model_args, plan.settings.base_url)
+    check_run_settings(plan.settings)
     tasks = load_tasks(plan.tasks, plan.include_paths, plan.trust_task_code)
-    secrets = secret_model_args(plan.settings.model_args)
-    if secrets:
-        raise BadInput(
-            f"--model-args {', '.join(secrets)} looks like a secret; secrets never go on the "
-            "command line (they would reach the store): set an environment variable and "
-            "name it with api_key_env=NAME"
-        )
+    check_fewshot(tasks, plan.settings)
     counts = {t.name: doc_count(t.task, plan.settings.limit) for t in tasks}
     if executor.kind == "local":
         # One process runs each model on all its tasks at once.
@@ -256,6 +278,99 @@ def _check_plan(
         )
         for unit in split_units(plan.models, counts, executor.shard_size)
     ]
+
+
+def check_run_settings(settings: RunSettings) -> None:
+    """The settings' own mistakes, found before anything is built or loaded."""
+    if settings.backend not in BACKENDS:
+        raise BadInput(f"unknown backend '{settings.backend}'; available: {', '.join(BACKENDS)}")
+    limit = settings.limit
+    if limit is not None and not (0 < limit < 1 or (limit >= 1 and float(limit).is_integer())):
+        raise BadInput(
+            f"--limit {limit:g}: give a number of documents (1 or more) or a fraction "
+            "between 0 and 1"
+        )
+    if settings.num_fewshot is not None and settings.num_fewshot < 0:
+        raise BadInput(f"--num-fewshot {settings.num_fewshot}: give 0 or more examples")
+    check_model_args(settings.backend, settings.model_args)
+
+
+def check_fewshot(tasks: list[LoadedTask], settings: RunSettings) -> None:
+    """Each task has the few-shot examples it will be asked for (lm-eval would stop at its
+    first document otherwise). The shots are --num-fewshot unless a task pins 0, as in
+    bench/engine/harness.py."""
+    for loaded in tasks:
+        task = loaded.task
+        own = task.get_config("num_fewshot")
+        shots = settings.num_fewshot if settings.num_fewshot is not None and own != 0 else own
+        if not shots:
+            continue
+        try:
+            pool = len(task.fewshot_docs())
+        except Exception:  # noqa: BLE001 - a task class of its own: lm-eval finds out itself
+            continue
+        # Drawn from the evaluated split itself, a document is never its own example.
+        split = task.get_config("fewshot_split")
+        available = pool - (
+            1 if split is not None and split == task.get_config("test_split") else 0
+        )
+        if shots > available:
+            given = "--num-fewshot" if settings.num_fewshot is not None else "num_fewshot"
+            raise BadInput(
+                f"{given} {shots}: task '{loaded.name}' has only {available} few-shot "
+                f"examples ({loaded.source})"
+            )
+
+
+def open_checked_store(store: str | None) -> Engine:
+    """The results store, created or brought up to date, and known to take writes: a URL
+    that names no database, an unreachable server, a read-only store or a file that is no
+    database is bad input, found before any model loads."""
+    from sqlalchemy import delete, false
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    from bench.store.schema import Run
+
+    url = store_url(store)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise BadInput(
+            f"--store {redact(url)!r} is not a database URL; e.g. sqlite:///results/bench.db "
+            "or postgresql://HOST/DB"
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise BadInput(
+            f"--store {shown} names no file: an in-memory store forgets every result when "
+            "bench exits; name a file, e.g. sqlite:///results/bench.db"
+        )
+    try:
+        engine = open_store(url)
+    except NoSuchModuleError:
+        raise BadInput(
+            f"--store {shown}: no database driver for '{parsed.drivername}'; use "
+            "sqlite:///FILE or postgresql://HOST/DB"
+        ) from None
+    except (SQLAlchemyError, OSError, ImportError) as err:
+        raise _unusable_store(shown, err) from None
+    try:
+        # A write that changes nothing, rolled back: a read-only store says so now, not
+        # when the first run's results arrive.
+        with engine.connect() as connection, connection.begin() as transaction:
+            connection.execute(delete(Run).where(false()))
+            transaction.rollback()
+    except SQLAlchemyError as err:
+        if str(getattr(err, "orig", "")) != "database is locked":
+            raise _unusable_store(shown, err) from None
+        # else another bench run is writing to it: it takes writes
+    return engine
+
+
+def _unusable_store(shown: str, err: Exception) -> BadInput:
+    reason = str(getattr(err, "orig", None) or err).strip().splitlines()
+    return BadInput(f"cannot use the store {shown}: {reason[0] if reason else type(err).__name__}")
 
 
 def worker_store_url(store: str | None) -> str:

@@ -51,6 +51,13 @@ HardwareOption = Annotated[
         help="Hardware profile that prices the run (bench hardware) [default: detected].",
     ),
 ]
+IncludeLimitedOption = Annotated[
+    bool,
+    typer.Option(
+        "--include-limited",
+        help="Also show runs made with --limit (marked ‡) where a model has no full run.",
+    ),
+]
 HardwareFileOption = Annotated[
     Path | None,
     typer.Option("--hardware-file", help="YAML of hardware profiles beside the defaults."),
@@ -87,8 +94,11 @@ def _probe_settings(levels, rate, output_len, num_prompts, slo, warmup, seed):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    """One line on stderr; exit code 2 for bad input, 1 for a failure mid-run."""
-    one_line = " ".join(message.split())
+    """One line on stderr; exit code 2 for bad input, 1 for a failure mid-run. Whatever
+    the message quotes (a URL, an argument), no secret in it is printed."""
+    from bench.secrets import redact
+
+    one_line = " ".join(redact(message).split())
     console.print(f"[red]error:[/red] {escape(one_line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -176,7 +186,9 @@ def run(
     ] = None,
     suite: Annotated[
         str | None,
-        typer.Option("--suite", help="A named suite; supplies models and tasks not given."),
+        typer.Option(
+            "--suite", help="A named suite: its tasks, and its models unless --model is given."
+        ),
     ] = None,
     include_path: Annotated[
         list[Path] | None,
@@ -278,6 +290,8 @@ def run(
     from bench.records import ExecutorOptions, RunPlan, RunSettings
     from bench.suites import SUITES
 
+    if suite is not None and tasks:
+        _fail(f"--suite {suite} names its own tasks: give --suite or --tasks, not both")
     if suite is None and not (model and tasks):
         suite = "default"
     if suite is not None and suite not in SUITES:
@@ -353,17 +367,19 @@ class _RequestsBar:
         self.bars: dict[str, int] = {}
 
     def __enter__(self) -> _RequestsBar:
-        self.progress.start()
-        return self
+        return self  # the display starts with the first bar: bad input prints one line only
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.bars:
+            self.progress.stop()
 
     def message(self, text: str) -> None:
         self.progress.console.print(f"[dim]{escape(text)}[/dim]", soft_wrap=True)
 
     def update(self, model: str, answered: int, asked: int) -> None:
         if model not in self.bars:
+            if not self.bars:
+                self.progress.start()
             self.bars[model] = self.progress.add_task(escape(model), total=None)
         self.progress.update(self.bars[model], completed=answered, total=asked)
 
@@ -382,8 +398,11 @@ def _print_results(records, store: str | None) -> None:
                 table.add_row(
                     escape(record.manifest.model.name),
                     escape(metric.task),
-                    escape(metric.metric if metric.filter == "none" else
-                           f"{metric.metric} ({metric.filter})"),
+                    escape(
+                        metric.metric
+                        if metric.filter == "none"
+                        else f"{metric.metric} ({metric.filter})"
+                    ),
                     f"{metric.value:.4f}",
                     stderr,
                     str(metric.n_samples),
@@ -471,18 +490,36 @@ def results_import(
     include_path: Annotated[
         list[Path] | None, typer.Option("--include-path", help="Extra task folders.")
     ] = None,
+    spot_check: Annotated[
+        int,
+        typer.Option(
+            "--spot-check",
+            min=0,
+            help="Re-run this many random samples of each run on the local model and "
+            "refuse the bundle if an answer differs; checks which model answered.",
+        ),
+    ] = 0,
     store: StoreOption = None,
 ) -> None:
     """Import a result bundle after checking it: task hashes against the local task
-    definitions, and every score recomputed from its samples. Refused bundles exit 2."""
+    definitions, every sample re-scored from the model's answers and every metric
+    recomputed. Speed, cost, hardware and the model's identity stay the contributor's
+    claim unless --spot-check re-runs samples here. Refused bundles exit 2."""
     from bench.catalog.loader import TaskLoadError, UnknownTaskError
-    from bench.store.bundle import BundleRefused, import_runs, read_bundle, verify
+    from bench.store.bundle import import_runs, local_tasks, read_bundle, verify
     from bench.store.store import open_store
+    from bench.store.verify import BundleRefused, local_backend
+    from bench.store.verify import spot_check as check_answers
 
     try:
         runs = read_bundle(bundle)
         verify(runs, include_path)
-        imported = import_runs(open_store(store), runs)
+        if spot_check:
+            tasks = local_tasks(runs, include_path)
+            for entry in runs:
+                checked = check_answers(entry, tasks, spot_check, local_backend)
+                console.print(f"run {entry['run']['run_id']}: {checked} samples re-run, same")
+        imported = import_runs(open_store(store), runs, spot_checked=spot_check)
     except (BundleRefused, UnknownTaskError, TaskLoadError) as err:
         _fail(f"bundle {bundle} refused: {err}")
     console.print(f"imported {len(imported)} runs: {', '.join(imported)}")
@@ -527,6 +564,27 @@ def results_delete(run_id: str, store: StoreOption = None) -> None:
     if not results.delete_run(store, run_id):
         _fail(f"no run '{run_id}'; see bench results list")
     console.print(f"deleted run {run_id}")
+
+
+store_app = typer.Typer(help="Look after the results store file: backup.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("backup")
+def store_backup(
+    dest: Path,
+    force: Annotated[bool, typer.Option("--force", help="Replace DEST if it exists.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Copy a SQLite store into one file that holds every run.
+
+    Consistent even while runs write to the store; a copy of bench.db alone can miss what
+    bench.db-wal holds. For a PostgreSQL store use pg_dump."""
+    from bench.store.backup import backup_store
+
+    with _reported_errors():
+        copied = backup_store(store, dest, force=force)
+    console.print(f"backed up {copied.runs} runs to {copied.path}")
 
 
 @tasks_app.command("list")
@@ -587,15 +645,16 @@ def tasks_show(
 @tasks_app.command("validate")
 def tasks_validate(
     paths: Annotated[list[Path] | None, typer.Argument(help="Folders or YAML files.")] = None,
+    trust_task_code: Annotated[
+        bool,
+        typer.Option("--trust-task-code", help="Let task YAML run its !function Python."),
+    ] = False,
 ) -> None:
-    """Check task YAML and its data: fields, templates against data rows, labels in range."""
-    from bench.catalog.loader import default_task_dir
-    from bench.catalog.validate import (
-        TaskYamlError,
-        check_task_data,
-        check_task_yaml,
-        task_yaml_files,
-    )
+    """Check task YAML and its data as `bench run` does: fields, includes, data files in
+    the task's folder, templates against data rows, labels among the choices, and the
+    task built by lm-eval."""
+    from bench.catalog.loader import default_task_dir, task_problems
+    from bench.catalog.validate import task_yaml_files
 
     targets = paths or [default_task_dir()]
     files = [p for p in targets if p.is_file()] + task_yaml_files(
@@ -604,16 +663,10 @@ def tasks_validate(
     missing = [p for p in targets if not p.exists()]
     if missing:
         _fail(f"{missing[0]} does not exist")
-    problems = []
-    for path in files:
-        try:
-            config = check_task_yaml(path)
-            if isinstance(config.get("task"), str):
-                check_task_data(path, config)
-        except TaskYamlError as err:
-            problems.append(str(err))
-    for problem in problems:
-        console.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    problems = task_problems(files, trust_task_code)
+    for problem in problems:  # one line each, as _fail prints
+        one_line = " ".join(problem.split())
+        console.print(f"[red]error:[/red] {escape(one_line)}", highlight=False, soft_wrap=True)
     if problems:
         raise typer.Exit(2)
     console.print(f"ok: {len(files)} task files")
@@ -670,15 +723,17 @@ def suites() -> None:
 def compare(
     first: Annotated[str, typer.Argument(help="A model, or model@backend.")],
     second: Annotated[str, typer.Argument(help="The model to compare with.")],
+    include_limited: IncludeLimitedOption = False,
     store: StoreOption = None,
 ) -> None:
     """Per-task score differences between two models, with paired-bootstrap p-values."""
-    from bench.report.leaderboard import ALPHA
+    from bench.report.leaderboard import ALPHA, Selection
     from bench.report.leaderboard import compare as compare_models
     from bench.store.store import open_store
 
+    selection = Selection(include_limited=include_limited)
     try:
-        deltas = compare_models(open_store(store), first, second)
+        deltas = compare_models(open_store(store), first, second, selection)
     except LookupError as err:
         _fail(str(err))
     table = Table("task", "metric", escape(first), escape(second), "delta", "p", "significant")
@@ -718,6 +773,7 @@ def report(
     ] = "",
     since: Annotated[datetime | None, typer.Option("--since", help="Runs started from.")] = None,
     until: Annotated[datetime | None, typer.Option("--until", help="Runs started until.")] = None,
+    include_limited: IncludeLimitedOption = False,
     hardware_file: HardwareFileOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -736,6 +792,7 @@ def report(
         hardware=hardware,
         since=since,
         until=until,
+        include_limited=include_limited,
     )
     try:
         paths = api.report(store, out, tuple(_split(fmt)), selection, hardware_file)

@@ -96,12 +96,29 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
+class Determinism:
+    """What makes a run's per-sample results repeat bit for bit, as its backend set it up.
+    Kept in the manifest's versions, as versions["determinism"]."""
+
+    threads: int  # CPU threads of the model's arithmetic, fixed for the whole run
+    deterministic_algorithms: bool  # torch's deterministic kernels (where there is a choice)
+    batching: str  # how requests form batches: from the requests and the batch size alone
+    holds: str = (
+        "the same settings on the same machine, with answers computed afresh (a new store "
+        "or --no-cache), give identical per-sample results; an answer reused from the "
+        "store is the one its first run computed, in that run's batches"
+    )
+
+
+@dataclass(frozen=True)
 class RunManifest:
     run_id: str
     model: ModelRef
     tasks: list[TaskVersion]
     settings: RunSettings
-    versions: dict[str, str]
+    # Package versions; and "determinism": the backend's Determinism as a dict, where it
+    # describes one (the hf backend does).
+    versions: dict[str, Any]
     hardware: dict[str, str | int | float]
     started_at: datetime
     load_s: float

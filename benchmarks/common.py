@@ -64,12 +64,81 @@ def bench_cmd(*args: str) -> list[str]:
 LM_EVAL_CMD = [sys.executable, "-m", "lm_eval"]
 
 
+def bench_run_cmd(
+    tasks: str,
+    store: str,
+    batch_size: int,
+    include: Path | None = None,
+    limit: int | None = None,
+) -> list[str]:
+    """`bench run` on the SmolLM2 pack as the comparisons run it: hf, float32, lm_eval's
+    100,000 bootstrap resamples (its CLI has no option for it), no request cache."""
+    return bench_cmd(
+        "run",
+        "--model",
+        PACK,
+        "--tasks",
+        tasks,
+        "--backend",
+        "hf",
+        "--model-args",
+        "dtype=float32",
+        "--batch-size",
+        str(batch_size),
+        "--bootstrap-iters",
+        "100000",
+        "--no-cache",
+        "--store",
+        store,
+        *(["--include-path", str(include)] if include else []),
+        *(["--limit", str(limit)] if limit else []),
+    )
+
+
+def lm_eval_run_cmd(
+    model_dir: Path,
+    tasks: str,
+    include: Path,
+    out: Path,
+    batch_size: int,
+    limit: int | None = None,
+    log_samples: bool = False,
+) -> list[str]:
+    """The `lm_eval` CLI on the same work (run it from `include`, so that relative
+    data_files resolve as bench resolves them)."""
+    return [
+        *LM_EVAL_CMD,
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_dir},dtype=float32",
+        "--tasks",
+        tasks,
+        "--include_path",
+        str(include),
+        "--batch_size",
+        str(batch_size),
+        "--output_path",
+        str(out),
+        *(["--limit", str(limit)] if limit else []),
+        *(["--log_samples"] if log_samples else []),
+    ]
+
+
 def bench_scores(store_url: str) -> dict[tuple[str, str, str], tuple[float, float | None]]:
     from bench.store.export import export_metrics
     from bench.store.store import open_store
 
     rows = json.loads(export_metrics(open_store(store_url), "json"))
     return {(r["task"], r["metric"], r["filter"]): (r["value"], r["stderr"]) for r in rows}
+
+
+def bench_table(store_url: str, what: str) -> list[dict]:
+    """A table of the store as `bench results export --what samples|runs` gives it."""
+    from bench.store.export import export_table
+    from bench.store.store import open_store
+
+    return json.loads(export_table(open_store(store_url), what, "json"))
 
 
 def lm_eval_scores(out_dir: Path) -> dict[tuple[str, str, str], tuple[float, float | None]]:
@@ -82,6 +151,23 @@ def lm_eval_scores(out_dir: Path) -> dict[tuple[str, str, str], tuple[float, flo
                 stderr = values.get(f"{metric}_stderr,{filt}")
                 scores[(task, metric, filt)] = (value, None if stderr == "N/A" else stderr)
     return scores
+
+
+def print_scores(ours: dict, theirs: dict, same_fn) -> bool:
+    """Every (task, metric, filter) of both sides in one table; same_fn(metric, bench's,
+    lm_eval's) says whether a row agrees. True when all do and neither lacks one."""
+    print(f"\n{'task':14s} {'metric':16s} {'filter':12s} {'bench':>22s} {'lm_eval':>22s}")
+    identical = set(ours) == set(theirs)
+    for key in sorted(set(ours) | set(theirs)):
+        mine, other = ours.get(key), theirs.get(key)
+        same = same_fn(key[1], mine, other)
+        identical &= same
+        show = [f"{v[0]!r} ± {v[1]!r}" if v else "missing" for v in (mine, other)]
+        print(
+            f"{key[0]:14s} {key[1]:16s} {key[2]:12s} {show[0]:>22s} {show[1]:>22s}"
+            f"{'' if same else '  DIFFERENT'}"
+        )
+    return identical
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:

@@ -12,6 +12,13 @@ exactly, perplexity-type within 1e-6 relative).
 
 With --one-process, each round also times bench with BENCH_MODEL_PROCESS=0 (the model in
 bench's own process, as before bench/backends/process.py) and checks its scores too.
+
+    python benchmarks/vs_lm_eval.py --workload large [--docs 1000] [--gens 200] [--rounds 3]
+
+The large workload (benchmarks/large_workload.py): a generated task pack of 3-shot
+multiple-choice documents with four multi-token choices and short generations, the two
+harnesses plus plain transformers doing the same forward passes, per-sample agreement,
+and the tokens each side puts through the model.
 """
 
 from __future__ import annotations
@@ -26,15 +33,16 @@ from common import (
     BASICS,
     DEFAULT_TASKS,
     ENV,
-    LM_EVAL_CMD,
     PACK,
     REPO,
-    bench_cmd,
+    bench_run_cmd,
     bench_scores,
+    lm_eval_run_cmd,
     lm_eval_scores,
     load_average,
     median,
     pack_dir,
+    print_scores,
     timed,
 )
 
@@ -60,46 +68,39 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
+        "--workload",
+        choices=["default", "large"],
+        default="default",
+        help="large: generated 3-shot multiple choice + generations (benchmarks/large_workload.py)",
+    )
+    parser.add_argument("--docs", type=int, default=1000, help="large: multiple-choice docs")
+    parser.add_argument("--gens", type=int, default=200, help="large: generation docs")
+    parser.add_argument(
         "--one-process",
         action="store_true",
         help="also time bench with BENCH_MODEL_PROCESS=0 (the model in bench's process)",
     )
     args = parser.parse_args()
 
+    if args.workload == "large":
+        from large_workload import run_large
+
+        run_large(args)
+        return
     model_dir = pack_dir(PACK)
-    limit = ["--limit", str(args.limit)] if args.limit else []
     work = Path(tempfile.mkdtemp(prefix="bench-vs-lm-eval-"))
     print(f"model {PACK} ({model_dir}), tasks {args.tasks}, batch {args.batch_size}, hf, float32")
     print(f"before: {load_average()}")
 
     def bench_run(store: str) -> list[str]:
-        return bench_cmd(
-            "run",
-            "--model",
-            PACK,
-            "--tasks",
-            args.tasks,
-            "--backend",
-            "hf",
-            "--model-args",
-            "dtype=float32",
-            "--batch-size",
-            str(args.batch_size),
-            # lm_eval's CLI has no option for it and uses 100,000.
-            "--bootstrap-iters",
-            "100000",
-            "--no-cache",
-            "--store",
-            store,
-            *limit,
-        )
+        return bench_run_cmd(args.tasks, store, args.batch_size, limit=args.limit)
 
     names = ["bench", "lm_eval"]
     names += ["bench-1p"] if args.one_process else []
-    compare(args, names, work, bench_run, model_dir, limit)
+    compare(args, names, work, bench_run, model_dir)
 
 
-def compare(args, names, work, bench_run, model_dir, limit) -> None:
+def compare(args, names, work, bench_run, model_dir) -> None:
     walls: dict[str, list[float]] = {name: [] for name in names}
     scores: dict[str, dict] = {}
     for round_ in range(args.rounds):
@@ -115,22 +116,7 @@ def compare(args, names, work, bench_run, model_dir, limit) -> None:
             ),
             # From the task folder, so that relative data_files resolve as bench resolves them.
             "lm_eval": (
-                [
-                    *LM_EVAL_CMD,
-                    "--model",
-                    "hf",
-                    "--model_args",
-                    f"pretrained={model_dir},dtype=float32",
-                    "--tasks",
-                    args.tasks,
-                    "--include_path",
-                    str(BASICS),
-                    "--batch_size",
-                    str(args.batch_size),
-                    "--output_path",
-                    str(out),
-                    *limit,
-                ],
+                lm_eval_run_cmd(model_dir, args.tasks, BASICS, out, args.batch_size, args.limit),
                 BASICS,
                 None,
             ),
@@ -155,18 +141,7 @@ def compare(args, names, work, bench_run, model_dir, limit) -> None:
         one = median(walls["bench-1p"])
         print(f"bench with BENCH_MODEL_PROCESS=0: {one:.2f} s -> {lm / one:.2f}x lm_eval's speed")
 
-    ours, theirs = scores["bench"], scores["lm_eval"]
-    print(f"\n{'task':14s} {'metric':16s} {'filter':12s} {'bench':>22s} {'lm_eval':>22s}")
-    identical = set(ours) == set(theirs)
-    for key in sorted(set(ours) | set(theirs)):
-        mine, other = ours.get(key), theirs.get(key)
-        same = agree(key[1], mine, other)
-        identical &= same
-        show = [f"{v[0]!r} ± {v[1]!r}" if v else "missing" for v in (mine, other)]
-        print(
-            f"{key[0]:14s} {key[1]:16s} {key[2]:12s} {show[0]:>22s} {show[1]:>22s}"
-            f"{'' if same else '  DIFFERENT'}"
-        )
+    identical = print_scores(scores["bench"], scores["lm_eval"], agree)
     print(f"\nscores agree (values and stderrs, within tolerance): {'yes' if identical else 'NO'}")
     if not identical:
         sys.exit(1)

@@ -148,7 +148,14 @@ def test_api_key_never_reaches_store_or_report(agreement_store, tmp_path):
     assert SECRET.encode() not in agreement_store.read_bytes()
     for wal in agreement_store.parent.glob("*.db-wal"):
         assert SECRET.encode() not in wal.read_bytes()
-    bench_ok("report", "--store", f"sqlite:///{agreement_store}", "--out", str(tmp_path))
+    bench_ok(
+        "report",
+        "--include-limited",
+        "--store",
+        f"sqlite:///{agreement_store}",
+        "--out",
+        str(tmp_path),
+    )
     assert SECRET not in (tmp_path / "leaderboard.md").read_text()
     refused = run_bench(
         "run",
@@ -218,7 +225,9 @@ def test_probe_through_vllm_server_scales_with_concurrency(vllm_srv, tmp_path):
         assert summary.goodput is not None
         assert all(0 < r.ttft_s <= r.e2e_s for r in mine.itertuples())
 
-    report = run_bench("report", "--store", store, "--out", str(tmp_path / "r"))
+    report = run_bench(
+        "report", "--include-limited", "--store", store, "--out", str(tmp_path / "r")
+    )
     assert report.returncode == 0, report.stderr
     board = (tmp_path / "r" / "leaderboard.md").read_text()
     assert "## Latency probes" in board and "concurrency 8" in board

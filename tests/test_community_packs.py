@@ -131,7 +131,16 @@ def test_bias_suite_stores_disparity_from_the_preferred_answers(tmp_path):
     stored = {m["metric"]: m for m in metrics}
     assert stored["disparity"]["value"] == pytest.approx(expected)
     assert stored["disparity"]["is_primary"] and not stored["acc"]["is_primary"]
-    board = run_bench("report", "--store", store, "--out", str(tmp_path / "r"), "--format", "md")
+    board = run_bench(
+        "report",
+        "--include-limited",
+        "--store",
+        store,
+        "--out",
+        str(tmp_path / "r"),
+        "--format",
+        "md",
+    )
     assert board.returncode == 0, board.stderr
     assert "bias_pairs (disparity ↓)" in (tmp_path / "r" / "leaderboard.md").read_text()
 
@@ -151,7 +160,16 @@ def test_changing_one_data_row_changes_the_hash_and_marks_older_results(tmp_path
 
     def board() -> str:
         out = tmp_path / "r"
-        made = run_bench("report", "--store", store, "--out", str(out), "--format", "md,html")
+        made = run_bench(
+            "report",
+            "--include-limited",
+            "--store",
+            store,
+            "--out",
+            str(out),
+            "--format",
+            "md,html",
+        )
         assert made.returncode == 0, made.stderr
         return (out / "leaderboard.md").read_text().split("\n|")[-1]
 

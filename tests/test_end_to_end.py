@@ -78,7 +78,9 @@ def test_export_json_and_report(store, tmp_path):
     facts = [r for r in records if r["task"] == "basics_facts" and r["metric"] == "acc"]
     assert len(facts) == len(PACKS) and all(r["n_samples"] == LIMIT for r in facts)
 
-    report = run_bench("report", "--store", f"sqlite:///{store}", "--out", str(tmp_path))
+    report = run_bench(
+        "report", "--include-limited", "--store", f"sqlite:///{store}", "--out", str(tmp_path)
+    )
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "leaderboard.md").read_text()
     table = [line for line in text.splitlines() if line.startswith("|")]

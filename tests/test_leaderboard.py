@@ -14,14 +14,22 @@ from bench.records import (
     SampleRecord,
     TaskVersion,
 )
-from bench.report.leaderboard import AVERAGE, board, compare, leaderboard, write_markdown
+from bench.report.leaderboard import (
+    AVERAGE,
+    Selection,
+    board,
+    compare,
+    leaderboard,
+    write_markdown,
+)
+from bench.store.schema import Run
 from bench.store.store import open_store, write_run
 from tests.conftest import run_bench
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def record(run_id, model, acc, ppl, minutes, correct=None) -> RunRecord:
+def record(run_id, model, acc, ppl, minutes, correct=None, limit=None) -> RunRecord:
     """A run of `model` on a multiple-choice task `mc` (per-document 0/1 scores in
     `correct`, by default one correct document) and a perplexity task `prose`."""
     correct = [1.0] if correct is None else list(correct)
@@ -29,7 +37,7 @@ def record(run_id, model, acc, ppl, minutes, correct=None) -> RunRecord:
         run_id=run_id,
         model=ModelRef(model, Path("/models/x"), "0" * 64, "local"),
         tasks=[TaskVersion("mc", "a" * 64, "mc.yaml", "multiple_choice", len(correct))],
-        settings=RunSettings(),
+        settings=RunSettings(limit=limit),
         versions={"lm_eval": "0.4.13"},
         hardware={"cpu_count": 2},
         started_at=T0 + timedelta(minutes=minutes),
@@ -126,8 +134,6 @@ def test_empty_store_says_so(tmp_path):
 
 
 def test_selection_narrows_the_board(tmp_path):
-    from bench.report.leaderboard import Selection
-
     engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     write_run(engine, record("r1", "model-a", 0.6, 40.0, minutes=0))
     write_run(engine, record("r2", "model-b", 0.4, 30.0, minutes=10))
@@ -144,3 +150,47 @@ def test_pareto_front():
 
     points = [(1.0, 0.5), (2.0, 0.7), (1.5, 0.4), (3.0, 0.6), (0.5, 0.2)]
     assert pareto_front(points) == [4, 0, 1]
+
+
+def test_a_limited_run_never_replaces_a_full_one(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = open_store(url)
+    write_run(engine, record("full", "model-a", 0.25, 40.0, minutes=0, correct=[1, 0, 0, 0]))
+    write_run(engine, record("quick", "model-a", 1.0, 10.0, minutes=5, correct=[1], limit=1))
+    write_run(engine, record("only", "model-b", 1.0, 10.0, minutes=6, correct=[1], limit=1))
+
+    made = run_bench("report", "--format", "md", "--store", url, "--out", str(tmp_path / "r"))
+    assert made.returncode == 0, made.stderr
+    text = (tmp_path / "r" / "leaderboard.md").read_text()
+    assert "| model-a" in text and "0.2500" in text and "model-b" not in text
+    assert "‡" not in text.split("\n\n", 2)[2]  # (the intro explains the mark)
+
+    made = run_bench(
+        "report", "--format", "md", "--include-limited", "--store", url, "--out", str(tmp_path)
+    )
+    assert made.returncode == 0, made.stderr
+    rows = {r.model: r for r in board(engine, Selection(include_limited=True)).rows}
+    assert rows["model-a"].cells["mc"].run_id == "full"  # the full run still wins
+    assert rows["model-b"].cells["mc"].limited
+    line = next(x for x in (tmp_path / "leaderboard.md").read_text().splitlines() if "model-b" in x)
+    assert "1.0000 (1.0000–1.0000) ‡" in line
+
+
+def test_imported_runs_are_marked_as_claims(tmp_path):
+    engine = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    write_run(engine, record("here", "model-a", 1.0, 40.0, minutes=0))
+    write_run(engine, record("theirs", "model-b", 1.0, 40.0, minutes=1))
+    write_run(engine, record("checked", "model-c", 1.0, 40.0, minutes=2))
+    with engine.begin() as connection:
+        for run_id, checked in (("theirs", 0), ("checked", 8)):
+            connection.execute(
+                Run.__table__.update()
+                .where(Run.run_id == run_id)
+                .values(provenance={"imported_at": "2026-12-07", "spot_checked": checked})
+            )
+    table = leaderboard(engine).set_index("model")
+    assert not table.loc["model-a", "mc (acc ↑)"].endswith(("§", "✓"))
+    assert table.loc["model-b", "mc (acc ↑)"].endswith("§")
+    assert table.loc["model-b", "tokens/s"] == "100.0 §"
+    assert table.loc["model-c", "mc (acc ↑)"].endswith("✓")
+    assert table.loc["model-c", "wall time (s)"].endswith("§")  # speed stays a claim

@@ -8,6 +8,8 @@ passes exactly when the act went unhindered: a contained act is one that fails t
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +28,10 @@ FULL = sandbox.run_python("pass").isolation
 needs_root = pytest.mark.skipif(
     not FULL.get("filesystem"),
     reason=f"filesystem, network and uid isolation need root here; the sandbox reports {FULL}",
+)
+needs_pid_namespace = pytest.mark.skipif(
+    not FULL.get("pid_namespace"),
+    reason=f"this machine gives the sandbox no PID namespace; the sandbox reports {FULL}",
 )
 
 
@@ -112,11 +118,62 @@ def test_big_file_is_cut_by_the_file_size_limit():
 
 
 @needs_root
-def test_fork_bomb_fails_and_leaves_no_process():
-    act = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+def test_fork_bomb_is_capped_and_leaves_no_process():
+    # Every process forks forever and none ends, so each "+" (one per child born) is a
+    # process alive at the end: the count is the tree's size.
+    act = (
+        "import os\nwhile True:\n    try:\n        if os.fork() == 0:\n"
+        "            os.write(1, b'+')\n    except OSError:\n        pass"
+    )
     outcome = short(hostile(act))
-    assert not outcome.passed
+    assert outcome.status == "timeout"
+    assert 0 < outcome.output.count("+") < sandbox.Limits().processes
     assert live_processes(outcome.isolation["uid"]) == []
+    subprocess.run(["true"], check=True)  # the harness can still start processes
+
+
+def test_memory_spread_over_children_kills_the_tree():
+    """Six children of 100 MB each, each below the per-process limit, together above it."""
+    # Each call of the completion starts six, waits until all six hold their memory, and
+    # ends them: unhindered, the sample passes.
+    act = (
+        "import os, signal\nready, hold = os.pipe(), os.pipe()\nkids = []\n"
+        "for _ in range(6):\n    kid = os.fork()\n    if kid == 0:\n"
+        "        block = b'x' * (100 << 20)\n"
+        "        os.write(ready[1], b'+')\n        os.read(hold[0], 1)\n"
+        "    kids.append(kid)\n"
+        "got = b''\nwhile len(got) < 6:\n    got += os.read(ready[0], 6)\n"
+        "print('all six hold their memory')\nfor kid in kids:\n"
+        "    os.kill(kid, signal.SIGKILL)\n    os.waitpid(kid, 0)\n"
+        "for fd in ready + hold:\n    os.close(fd)"
+    )
+    limits = sandbox.Limits(memory_bytes=256 << 20, wall_s=30)
+    outcome = sandbox.run_python(humaneval.program(DOC, hostile(act)), limits)
+    assert outcome.status == "failed" and outcome.returncode == -signal.SIGKILL
+    assert "all six" not in outcome.output
+    assert "together used more than 268435456 bytes of memory" in outcome.output
+    if outcome.isolation["uid"] is not None:
+        assert live_processes(outcome.isolation["uid"]) == []
+
+
+@needs_pid_namespace
+def test_proc_shows_only_the_sandboxs_own_processes():
+    secret = f"bench-secret-{uuid.uuid4().hex}"
+    # Another process, with a secret on its command line, and the harness itself.
+    holder = [sys.executable, "-c", "import sys; sys.stdin.read()", secret]
+    with subprocess.Popen(holder, stdin=subprocess.PIPE) as other:
+        act = (
+            "import os\nfor p in os.listdir('/proc'):\n    if p.isdigit():\n"
+            "        print('pid', p, open(f'/proc/{p}/cmdline', 'rb').read())"
+        )
+        outcome = humaneval.run_completion(DOC, hostile(act))
+        other.kill()
+    assert outcome.passed
+    assert secret not in outcome.output and "pytest" not in outcome.output
+    seen = [line.split()[1] for line in outcome.output.splitlines() if line.startswith("pid ")]
+    # Its own pid 2 (under the sandbox's init, pid 1, which only root may see).
+    assert "2" in seen and set(seen) <= {"1", "2"}
+    assert str(other.pid) not in seen and str(os.getpid()) not in seen
 
 
 @needs_root
@@ -168,6 +225,7 @@ def test_opening_a_socket_fails():
 def test_killing_the_harness_fails_and_it_keeps_running(act):
     outcome = humaneval.run_completion(DOC, hostile(act))
     assert not outcome.passed
-    assert "PermissionError" in outcome.output
+    # In its own PID namespace the harness has no pid at all: ProcessLookupError.
+    assert "PermissionError" in outcome.output or "ProcessLookupError" in outcome.output
     time.sleep(0.1)  # a signal, had it been sent, would have arrived by now
     os.kill(os.getpid(), 0)  # still here

@@ -77,7 +77,7 @@ def test_bench_run_into_postgres(postgres, tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
     runs = results.load(url).runs.sort_values("started_at")
     assert list(runs["requests_sent"]) == [3 * 4 + 3, 0]  # the rerun comes from the cache
-    report = run_bench("report", "--store", url, "--out", str(tmp_path))
+    report = run_bench("report", "--include-limited", "--store", url, "--out", str(tmp_path))
     assert report.returncode == 0
     assert "smollm2-135m-instruct" in (tmp_path / "leaderboard.md").read_text()
 
@@ -91,4 +91,4 @@ def test_store_is_versioned_by_alembic(store_url):
     open_store(store_url)  # opening again is a no-op
     with engine.connect() as connection:
         (version,) = connection.execute(text("select version_num from alembic_version")).one()
-    assert version == head_revision() == HEAD_REVISION == "0002"
+    assert version == head_revision() == HEAD_REVISION == "0003"

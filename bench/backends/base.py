@@ -27,6 +27,12 @@ TokenPair = tuple[list[int], list[int]]  # (context tokens, continuation tokens)
 Scored = tuple[float, bool, RequestTiming]  # (log-probability, greedy?, timing)
 Done = Callable[[int, Any], None] | None
 
+# Characters per kept token in the first tail tried (a token of prose spans about 4); a
+# tail with too few tokens is doubled.
+TAIL_CHARS_PER_TOKEN = 8
+# Tokens before the kept ones that two tails must also agree on.
+TAIL_MARGIN = 32
+
 
 @dataclass(frozen=True)
 class GenerationSpec:
@@ -116,18 +122,45 @@ class TimedLM(LoggedLM, TemplateLM):
 
     def encode_request(self, context: str, continuation: str) -> TokenPair:
         if context:
-            return self._encode_pair(context, continuation)
+            # The model reads context+continuation's last max_length tokens (+1: the hf
+            # backend's input drops the last one): more context is never kept.
+            keep = self.max_length + 1
+            tokens, cont = self._encode_pair(self.text_tail(context, keep), continuation)
+            return tokens[-keep:], cont
         # Empty context: condition on the prefix token (BOS/EOS), as lm-eval does.
         cont = self.tok_encode(continuation, add_special_tokens=False)
         if cont and cont[0] == self.prefix_token_id:
             return cont[:1], cont[1:]
         return [self.prefix_token_id], cont
 
+    def text_tail(self, text: str, keep: int) -> str:
+        """A suffix of `text` whose tokens end as the whole text's do, for their last
+        `keep`: a prompt is cut on the left to what the model reads, so a document of
+        megabytes costs the tokenization of its tail (the tokenizer takes some 125 bytes
+        per character), not of all of it, per request. A tail is taken once its last
+        keep + TAIL_MARGIN tokens equal those of a tail twice as long (the tokenization
+        has come into step with the whole text's); else the whole text is tokenized."""
+        want = keep + TAIL_MARGIN
+        size = want * TAIL_CHARS_PER_TOKEN
+        while 2 * size < len(text):
+            short = self.tok_encode(text[-size:])
+            if len(short) >= want and short[-want:] == self.tok_encode(text[-2 * size :])[-want:]:
+                return text[-size:]
+            size *= 2
+        return text
+
     def loglikelihood(
         self, requests: list[Instance], disable_tqdm: bool = False
     ) -> list[tuple[float, bool]]:
         todo = self._todo(requests, "loglikelihood")
-        pairs = [self.encode_request(*requests[i].args) for i in todo]
+        # A multiple-choice question's requests share one context: its tail is found once.
+        contexts: dict[str, str] = {}
+        pairs = []
+        for i in todo:
+            context, continuation = requests[i].args
+            if context not in contexts:
+                contexts[context] = self.text_tail(context, self.max_length + 1)
+            pairs.append(self.encode_request(contexts[context], continuation))
 
         def done(j: int, scored: Scored) -> None:
             logprob, greedy, timing = scored

@@ -10,6 +10,7 @@ only at the positions that are read, and time every batch.
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,6 +22,15 @@ from lm_eval.models.utils import postprocess_generated_text
 
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, batches
 from bench.backends.timing import RequestTiming, split_time
+from bench.errors import BadInput
+from bench.records import Determinism
+
+# What the batches are, in the words the manifest keeps (RowBatch, _plan, generate).
+BATCHING = (
+    "scored rows longest first, ties in token order, batch-size rows per batch (identical "
+    "rows once); rolling windows in request order; generation prompts longest first, "
+    "ties by text"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,15 @@ class RowBatch:
 
 class HFBackend(TimedLM, HFLM):
     """lm-eval `LM` over transformers, with per-request timing in `self.timings`."""
+
+    def __init__(self, *args, **kwargs):
+        threads = fix_arithmetic()  # before the model loads (and cuBLAS starts)
+        super().__init__(*args, **kwargs)
+        self.determinism = Determinism(
+            threads=threads,
+            deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
+            batching=f"{BATCHING}; {self._batch} per batch",
+        )
 
     @property
     def _batch(self) -> int:
@@ -164,8 +183,16 @@ class HFBackend(TimedLM, HFLM):
     def generate(
         self, prompts: list[str], spec: GenerationSpec, done: Done = None
     ) -> list[tuple[str, RequestTiming]]:
-        # Longest prompt first, ties by text: the batches lm-eval's HFLM forms.
+        # Prompts are cut on the left to what the model reads; only their tails are
+        # tokenized (TimedLM.text_tail).
+        limit = self.max_length - spec.max_gen_toks
+        if limit > 0:
+            prompts = [self.text_tail(p, limit) for p in prompts]
+        # Longest prompt first, ties by text: the batches lm-eval's HFLM forms (among
+        # prompts that fit; longer ones count as the tokens the model reads).
         lengths = [len(self.tok_encode(p)) for p in prompts]
+        if limit > 0:
+            lengths = [min(n, limit) for n in lengths]
         order = sorted(range(len(prompts)), key=lambda i: (-lengths[i], prompts[i]))
         results: list[tuple[str, RequestTiming] | None] = [None] * len(prompts)
         for batch in batches(order, self._batch):
@@ -210,6 +237,36 @@ class HFBackend(TimedLM, HFLM):
             new_tokens.pop()
         text = postprocess_generated_text(self.tok_decode(new_tokens), spec.until, None)
         return text, len(new_tokens)
+
+
+def fix_arithmetic() -> int:
+    """The same requests give the same bits in every run on this machine: a fixed number
+    of CPU threads (a reduction split among other threads sums in another order), MKL
+    not choosing its own thread count as it goes (torch.set_num_threads turns that off;
+    MKL_DYNAMIC=FALSE before torch starts MKL), and torch's deterministic kernels where
+    an operation has several. BENCH_THREADS=N sets the thread count; by default it is
+    torch's own (OMP_NUM_THREADS, else one per core). Returns the thread count."""
+    threads = _threads_wanted() or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    # cuBLAS is deterministic with a fixed workspace, which torch asks for once
+    # deterministic algorithms are on (without a GPU nothing reads it).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # warn_only: an operation with no deterministic kernel warns (--verbose shows it)
+    # rather than stopping the run.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    # Deterministic mode would also fill every new tensor with NaN, a pass over memory
+    # that the model's kernels overwrite anyway.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    return threads
+
+
+def _threads_wanted() -> int | None:
+    value = os.environ.get("BENCH_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"BENCH_THREADS={value}: give a whole number of threads, 1 or more")
+    return int(value)
 
 
 def timed(compute, batch):

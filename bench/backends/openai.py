@@ -8,7 +8,9 @@ errors, timeouts, 429 and 5xx are retried with exponential backoff for `retry_fo
 seconds, then the run stops with an error naming the server and the last failure.
 
 The API key is read from the environment variable named by `api_key_env` and lives only
-in the request headers: it is never part of the settings that reach the store.
+in the request headers: it is never part of the settings that reach the store. Error
+messages pass through `redact`, so neither a key the server echoes nor credentials in the
+URL reach the terminal.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lm_eval.models.utils import postprocess_generated_text
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair
 from bench.backends.timing import RequestTiming
 from bench.errors import RunFailed
+from bench.secrets import redact
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 CHAT_MARKER = "\x00bench-chat:"  # prefix of a prompt that holds chat messages as JSON
@@ -87,8 +90,10 @@ class OpenAIBackend(TimedLM):
             except httpx.HTTPStatusError as err:
                 if err.response.status_code not in RETRY_STATUS:
                     raise ServerCapabilityError(
-                        f"{self.base_url} answered {what} with HTTP {err.response.status_code}:"
-                        f" {err.response.text[:300]}"
+                        redact(
+                            f"{self.base_url} answered {what} with HTTP"
+                            f" {err.response.status_code}: {err.response.text[:300]}"
+                        )
                     ) from None
                 last = f"HTTP {err.response.status_code}"
             except (httpx.TransportError, json.JSONDecodeError) as err:
@@ -97,8 +102,10 @@ class OpenAIBackend(TimedLM):
             first_failure = first_failure or now
             if now - first_failure >= self.retry_for_s or self._stopping:
                 raise ServerUnavailableError(
-                    f"server {self.base_url} did not answer {what} after {attempt + 1} attempts"
-                    f" over {now - first_failure:.0f} s; last failure: {last}"
+                    redact(
+                        f"server {self.base_url} did not answer {what} after {attempt + 1}"
+                        f" attempts over {now - first_failure:.0f} s; last failure: {last}"
+                    )
                 )
             time.sleep(min(0.5 * 2**attempt, 8.0))
             attempt += 1
@@ -259,9 +266,9 @@ class OpenAIBackend(TimedLM):
         at_boundary = [v for o, v in zip(offsets, values, strict=False) if o == len(probe)]
         if next_lp is None or not at_boundary or abs(at_boundary[0] - next_lp) > 0.05:
             raise ServerCapabilityError(
-                f"{self.base_url} does not return usable prompt logprobs (echo + logprobs on "
-                f"/v1/completions: generated {next_text!r} at logprob {next_lp}, echoed at "
-                f"{at_boundary[0] if at_boundary else 'nothing'}); loglikelihood and "
+                f"{redact(self.base_url)} does not return usable prompt logprobs (echo + "
+                f"logprobs on /v1/completions: generated {next_text!r} at logprob {next_lp}, "
+                f"echoed at {at_boundary[0] if at_boundary else 'nothing'}); loglikelihood and "
                 "multiple-choice tasks cannot run against this server, generation tasks can"
             )
         self._echo_checked = True
@@ -284,7 +291,7 @@ class OpenAIBackend(TimedLM):
         token_lps = logprobs.get("token_logprobs")
         if not offsets or not token_lps or len(offsets) < 2:
             raise ServerCapabilityError(
-                f"{self.base_url} does not return prompt logprobs (echo + logprobs on "
+                f"{redact(self.base_url)} does not return prompt logprobs (echo + logprobs on "
                 "/v1/completions); loglikelihood tasks cannot run against it"
             )
         tokens = logprobs.get("tokens") or []

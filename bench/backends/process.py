@@ -35,7 +35,7 @@ from bench.backends.base import LoggedLM
 from bench.backends.spawn import Spawned, process_model_path, spawn
 from bench.backends.timing import RequestKey, RequestLog
 from bench.errors import BadInput, RunFailed
-from bench.records import ExecutorOptions, RunPlan, RunSettings
+from bench.records import Determinism, ExecutorOptions, RunPlan, RunSettings
 
 REQUEST_TYPES = ("loglikelihood", "loglikelihood_rolling", "generate_until")
 # What the child may be asked besides requests: lm-eval builds chat prompts with these.
@@ -100,6 +100,10 @@ class ModelProcess(LoggedLM, LM):
     @property
     def tokenizer_name(self) -> str:
         return self.ready()._info["tokenizer_name"]
+
+    @property
+    def determinism(self) -> Determinism | None:
+        return self.ready()._info["determinism"]
 
     def apply_chat_template(self, *args, **kwargs):
         return self._template("apply_chat_template", args, kwargs)
@@ -289,9 +293,12 @@ def _serve(conn: Connection, name: str) -> None:
         return
     gc.freeze()
     gc.enable()
-    conn.send(
-        ("ready", {"load_s": time.perf_counter() - start, "tokenizer_name": backend.tokenizer_name})
-    )
+    info = {
+        "load_s": time.perf_counter() - start,
+        "tokenizer_name": backend.tokenizer_name,
+        "determinism": getattr(backend, "determinism", None),
+    }
+    conn.send(("ready", info))
     while True:
         try:
             message = conn.recv()
@@ -324,6 +331,9 @@ def run_model_process(conn: Connection, backend: str) -> None:
     """The model process's whole life (started by spawn.py)."""
     # Ctrl-C reaches the whole process group: the parent handles it and stops this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # MKL reads it as it starts: a thread count of its own choosing per call is one way
+    # two runs differ in their last bits (bench/backends/hf.py, fix_arithmetic).
+    os.environ.setdefault("MKL_DYNAMIC", "FALSE")
     _serve(conn, backend)
     # Nothing here needs tearing down (answers went to the parent as they came): skipping
     # the interpreter's exit, with torch's, saves a second per run.

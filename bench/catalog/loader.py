@@ -16,8 +16,10 @@ from typing import Any
 
 from bench.catalog.validate import (
     TaskYamlError,
+    check_task,
     check_task_yaml,
     function_tags,
+    is_task,
     task_yaml_files,
 )
 from bench.trace import mark
@@ -202,6 +204,68 @@ def shipped_task_text(name: str) -> str:
     return "\n".join(parts)
 
 
+def _task_manager(folders: list[Path], builtin: bool):
+    """lm-eval's TaskManager over the folders (and its own tasks if `builtin`), rendering
+    templates through bench's cache."""
+    from lm_eval.tasks import TaskManager
+
+    from bench.catalog.builtin_index import cached_builtin_index
+    from bench.engine import templates
+
+    templates.install()
+    with cached_builtin_index():
+        return TaskManager(include_path=[str(f) for f in folders], include_defaults=builtin)
+
+
+def _build(manager, name: str, where: str, spec: dict | str) -> dict[str, Any]:
+    """lm-eval's Task objects for a config or a task name, any failure one line."""
+    try:
+        return manager.load([spec])["tasks"]
+    except Exception as err:  # lm-eval raises many kinds; all mean "cannot build it here"
+        raise _cannot_build(name, where, err) from err
+
+
+def _cannot_build(name: str, where: str, err: Exception) -> TaskLoadError:
+    return TaskLoadError(f"task '{name}' ({where}) could not be built: {err}")
+
+
+def build_local_task(path: Path, manager, trust_code: bool) -> dict[str, Any]:
+    """The one way a local task YAML becomes lm-eval Tasks, for `bench run` and `bench
+    tasks validate` alike: bench's checks (file:line), its Python refused unless trusted,
+    then lm-eval's own build."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    config = check_task(path)
+    if not trust_code:
+        refuse_task_code(path)
+    try:  # resolving a `!function` imports the task's code: its failures are one line too
+        spec = _resolve_data_files(load_yaml(path, resolve_func=True), path.parent)
+    except Exception as err:
+        raise _cannot_build(config["task"], str(path), err) from err
+    return _build(manager, config["task"], str(path), spec)
+
+
+def task_problems(paths: list[Path], trust_code: bool = False) -> list[str]:
+    """What `bench run` would refuse in each task YAML, one message per file: the checks
+    of build_local_task, lm-eval's build included (`bench tasks validate`)."""
+    problems: list[str] = []
+    tasks: list[Path] = []
+    for path in paths:
+        try:
+            if is_task(check_task(path)):
+                tasks.append(path)
+        except TaskYamlError as err:
+            problems.append(str(err))
+    if tasks:  # lm-eval's import (seconds) only where there is something to build
+        manager = _task_manager(sorted({p.parent for p in tasks}), builtin=False)
+        for path in tasks:
+            try:
+                build_local_task(path, manager, trust_code)
+            except (TaskYamlError, TaskLoadError) as err:
+                problems.append(str(err))
+    return problems
+
+
 def load_tasks(
     names: list[str], include_paths: list[Path] | None = None, trust_code: bool = False
 ) -> list[LoadedTask]:
@@ -209,13 +273,6 @@ def load_tasks(
 
     Local task YAML that asks to run Python (`!function`) is refused unless trust_code;
     lm-eval's own built-in tasks come with the installed library and are trusted."""
-    from lm_eval.tasks import TaskManager
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    from bench.catalog.builtin_index import cached_builtin_index
-    from bench.engine import templates
-
-    templates.install()
     folders = [default_task_dir(), *(include_paths or [])]
     for folder in folders:
         if not folder.is_dir():
@@ -223,8 +280,7 @@ def load_tasks(
     names, shipped = _shipped_tasks(names)
     local = _local_task_files(folders)
     need_builtin = any(name not in local and name not in shipped for name in names)
-    with cached_builtin_index():
-        manager = TaskManager(include_path=[str(f) for f in folders], include_defaults=need_builtin)
+    manager = _task_manager(folders, need_builtin)
     for name in names:
         if name not in local and name not in shipped and name not in manager.all_tasks:
             known = list(dict.fromkeys([*local, *manager.all_tasks]))
@@ -232,29 +288,12 @@ def load_tasks(
 
     built: dict[str, Any] = {}
     for name in names:
-        path = local.get(name)
-        if path is not None and not trust_code:
-            refuse_task_code(path)
         if name in shipped:  # our own code: trusted
-            spec = shipped[name].config
-            path = None
+            built.update(_build(manager, name, shipped[name].source, shipped[name].config))
+        elif name in local:
+            built.update(build_local_task(local[name], manager, trust_code))
         else:
-            spec = (
-                _resolve_data_files(load_yaml(path, resolve_func=True), path.parent)
-                if path
-                else name
-            )
-        try:
-            built.update(manager.load([spec])["tasks"])
-        except Exception as err:  # lm-eval raises many kinds; all mean "cannot build it here"
-            where = (
-                shipped[name].source
-                if name in shipped
-                else str(path)
-                if path
-                else "lm-eval built-in task"
-            )
-            raise TaskLoadError(f"task '{name}' ({where}) could not be built: {err}") from err
+            built.update(_build(manager, name, "lm-eval built-in task", name))
 
     loaded = []
     for task_name, task in built.items():

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from lm_eval.api.model import LM
@@ -107,7 +107,7 @@ class ShardLM(BackendView):
     requests must be cut from the whole task's requests, built as a local run builds them.
     """
 
-    def __init__(self, backend, task: str, doc_ids: range):
+    def __init__(self, backend, task: str, doc_ids: Collection[int]):
         super().__init__(backend)
         self.task = task
         self.doc_ids = doc_ids
@@ -224,7 +224,7 @@ def _evaluate(
         model=model,
         tasks=versions,
         settings=settings,
-        versions=package_versions(),
+        versions=_versions(backend),
         hardware=hardware(),
         started_at=started_at,
         load_s=load_s,
@@ -243,6 +243,15 @@ def _evaluate(
         for key, timing in backend.timings.records.items()
     ]
     return RunRecord(manifest, _metrics(results, tasks), samples, requests)
+
+
+def _versions(backend) -> dict:
+    """Package versions, and what the backend does to repeat its results bit for bit."""
+    versions: dict = package_versions()
+    determinism = getattr(backend, "determinism", None)
+    if determinism is not None:
+        versions["determinism"] = dataclasses.asdict(determinism)
+    return versions
 
 
 def _simple_evaluate(
@@ -265,15 +274,16 @@ def _simple_evaluate(
 
 
 def answer_shard(
-    backend, tasks: list[LoadedTask], settings: RunSettings, task: str, doc_ids: range
+    backend, tasks: list[LoadedTask], settings: RunSettings, task: str, doc_ids: Collection[int]
 ) -> None:
     """Have the backend answer the requests of `task`'s documents in doc_ids (one work unit
-    of a distributed run); the answers land in backend.timings (and its cache)."""
+    of a distributed run, or a bundle's spot check); the answers land in backend.timings
+    (and its cache)."""
     try:
         _simple_evaluate(ShardLM(backend, task, doc_ids), tasks, settings)
     except ShardAnswered:
         return
-    raise RunFailed(f"task {task} has no documents {doc_ids.start}-{doc_ids.stop - 1}")
+    raise RunFailed(f"task {task} has none of the documents {min(doc_ids)}-{max(doc_ids)}")
 
 
 def score_answers(
@@ -285,12 +295,19 @@ def score_answers(
     started_at: datetime,
     load_s: float,
     wall_s: float,
+    samples: dict[str, list[int]] | None = None,
 ) -> RunRecord:
     """The run's record from answers gathered elsewhere: lm-eval builds every request as a
     local run does, takes its answer from `answers`, and aggregates over all documents
-    (same metrics, same bootstrap stderrs)."""
+    (same metrics, same bootstrap stderrs). `samples`: only these documents per task."""
     record = _evaluate(
-        ReplayLM(backend, answers), tasks, model, settings, started_at=started_at, load_s=load_s
+        ReplayLM(backend, answers),
+        tasks,
+        model,
+        settings,
+        started_at=started_at,
+        load_s=load_s,
+        samples=samples,
     )
     return dataclasses.replace(record, manifest=dataclasses.replace(record.manifest, wall_s=wall_s))
 

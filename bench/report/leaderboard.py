@@ -1,7 +1,8 @@
 """Store -> Board (rows of models with intervals and tied ranks) -> Markdown / frames.
 
 A row is a (model, backend). Each task cell is the task's primary metric from the newest
-complete run that scored it, with a 95% bootstrap interval over that run's samples. The
+complete run that scored all of the task's documents (limited runs only when asked for,
+and then only where no full run exists), with a 95% bootstrap interval over that run's samples. The
 average covers the bounded higher-is-better scores (accuracy, exact match); rows are
 ranked by it, and two rows share ranks unless a paired bootstrap over the documents both
 answered says they differ (p < 0.05).
@@ -23,13 +24,21 @@ from sqlalchemy.engine import Engine
 from bench.hardware.profiles import HardwareProfile, load_profiles
 from bench.metrics.latency import LatencySummary
 from bench.report.performance import RunPerformance, level_performance, run_performance
-from bench.report.stats import ALPHA, bootstrap_ci, paired_p_value, tied_ranks
+from bench.report.stats import ALPHA, bootstrap_ci, is_accuracy_like, paired_p_value, tied_ranks
 from bench.scoring.disparity import AGGREGATIONS
 from bench.store.probes import probe_levels_frame
 from bench.store.schema import Run, RunTask, Sample
 from bench.store.store import metrics_frame, read_table
 
 AVERAGE = "average ↑"
+# Where a cell's run comes from (runs.provenance, set on import: bench/store/verify.py).
+MEASURED, IMPORTED, SPOT_CHECKED = "measured", "imported", "spot-checked"
+
+
+def provenance_of(stored) -> str:
+    if not isinstance(stored, dict):
+        return MEASURED
+    return SPOT_CHECKED if stored.get("spot_checked") else IMPORTED
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,8 @@ class Cell:
     run_id: str
     scores: dict[int, float] = field(default_factory=dict)  # doc_id -> score (accuracy-like)
     outdated: bool = False  # made with an older version of the task than the current one
+    limited: bool = False  # from a run with --limit: a subset of the task's documents
+    provenance: str = MEASURED  # MEASURED here, IMPORTED from a bundle, or SPOT_CHECKED
 
 
 @dataclass
@@ -66,6 +77,7 @@ class Row:
     # Speed, cost and efficiency of the run that gave wall_s (bench/report/performance.py).
     performance: RunPerformance | None = None
     speed_run: str | None = None
+    speed_claimed: bool = False  # the speed run was imported: its figures are a claim
 
 
 @dataclass
@@ -94,6 +106,7 @@ class Selection:
     hardware: str = ""  # a substring of the run's hardware (CPU or GPU name, profile name)
     since: datetime | None = None
     until: datetime | None = None
+    include_limited: bool = False  # runs with --limit too, where no full run exists
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
         keep = pd.Series(True, index=frame.index)
@@ -131,11 +144,20 @@ def latest_primary_metrics(engine: Engine, selection: Selection = EVERYTHING) ->
     frame = selection.apply(metrics_frame(engine))
     # Partial runs (stopped by a failure) hold a subset of documents: not comparable.
     frame = frame[frame["is_primary"] & (frame["status"] == "complete")]
+    # So do limited runs: a --limit 4 run must not stand in for a full one.
+    frame = frame.assign(limited=[_is_limited(s) for s in frame["settings"]])
+    if not selection.include_limited:
+        frame = frame[~frame["limited"]]
     if frame.empty:
         return frame
-    frame = frame.sort_values("started_at")
+    # The newest full run; a limited one only where there is none.
+    frame = frame.sort_values(["limited", "started_at"], ascending=[False, True])
     latest = frame.groupby(["model", "backend", "task"], as_index=False).last()
     return _mark_outdated(engine, latest)
+
+
+def _is_limited(settings) -> bool:
+    return isinstance(settings, dict) and settings.get("limit") is not None
 
 
 def _mark_outdated(engine: Engine, cells: pd.DataFrame) -> pd.DataFrame:
@@ -164,12 +186,8 @@ def measured_speed(engine: Engine, selection: Selection = EVERYTHING) -> pd.Data
     runs = replace(selection, tasks=()).apply(read_table(engine, Run))
     runs = runs[(runs["status"] == "complete") & (runs["requests_reused"] == 0)]
     newest = runs.sort_values("started_at").groupby(["model", "backend"]).last()
-    return newest[["wall_s", "tokens_per_s", "run_id"]]
-
-
-def is_accuracy_like(higher_is_better, value: float) -> bool:
-    """Bounded higher-is-better scores (accuracy, exact match) are the ones averaged."""
-    return bool(higher_is_better) and 0.0 <= value <= 1.0
+    newest["claimed"] = [provenance_of(p) != MEASURED for p in newest["provenance"]]
+    return newest[["wall_s", "tokens_per_s", "run_id", "claimed"]]
 
 
 def _sample_items(engine: Engine, cells: pd.DataFrame) -> dict[tuple[str, str, str], dict]:
@@ -228,6 +246,8 @@ def board(
                 run_id=c.run_id,
                 scores={d: float(v) for d, v in per_doc.items()} if accuracy else {},
                 outdated=bool(c.outdated),
+                limited=bool(c.limited),
+                provenance=provenance_of(c.provenance),
             )
         averaged = [cell for cell in row_cells.values() if cell.scores]
         average = float(np.mean([c.value for c in averaged])) if averaged else float("nan")
@@ -236,6 +256,7 @@ def board(
             fastest = speed.loc[(model, backend)]
             row.wall_s, row.tokens_per_s = float(fastest["wall_s"]), float(fastest["tokens_per_s"])
             row.speed_run = str(fastest["run_id"])
+            row.speed_claimed = bool(fastest["claimed"])
         rows.append(row)
     speed_runs = [r.speed_run for r in rows if r.speed_run]
     performance = run_performance(
@@ -294,10 +315,19 @@ def cell_text(cell: Cell | None) -> str:
         return "—"
     low, high = cell.ci
     text = f"{cell.value:.4f}" if math.isnan(low) else f"{cell.value:.4f} ({low:.4f}–{high:.4f})"
-    return text + OUTDATED_MARK if cell.outdated else text
+    return text + cell_marks(cell)
+
+
+def cell_marks(cell: Cell) -> str:
+    marks = OUTDATED_MARK if cell.outdated else ""
+    marks += LIMITED_MARK if cell.limited else ""
+    return marks + PROVENANCE_MARKS[cell.provenance]
 
 
 OUTDATED_MARK = " †"
+LIMITED_MARK = " ‡"
+CLAIMED_MARK = " §"
+PROVENANCE_MARKS = {MEASURED: "", IMPORTED: CLAIMED_MARK, SPOT_CHECKED: " ✓"}
 
 
 def leaderboard(
@@ -317,8 +347,9 @@ def leaderboard(
             if math.isnan(row.average)
             else (f"{row.average:.4f} ({row.average_ci[0]:.4f}–{row.average_ci[1]:.4f})")
         )
-        record["wall time (s)"] = "—" if row.wall_s is None else f"{row.wall_s:.1f}"
-        record["tokens/s"] = "—" if row.tokens_per_s is None else f"{row.tokens_per_s:.1f}"
+        claimed = CLAIMED_MARK if row.speed_claimed else ""
+        record["wall time (s)"] = "—" if row.wall_s is None else f"{row.wall_s:.1f}{claimed}"
+        record["tokens/s"] = "—" if row.tokens_per_s is None else f"{row.tokens_per_s:.1f}{claimed}"
         record.update(performance_cells(row.performance))
         records.append(record)
     return pd.DataFrame(records)
@@ -346,7 +377,12 @@ INTRO = (
     "completion tokens over that time; both come from the newest run whose requests all "
     "ran on the model (none reused from the store). † marks a result made with an older "
     "version of the task (its YAML or data changed since): rerun it to compare like with "
-    "like. From the same run: TTFT and ITL of its "
+    "like. ‡ marks a run limited to a subset of the task's documents (shown only with "
+    "--include-limited, where no full run exists). § marks what a contributor's bundle "
+    "claims: its scores were recomputed from the model's answers on import, but which "
+    "model gave those answers, and its speed and cost, are taken on trust; ✓ marks an "
+    "imported result whose answers were reproduced here by re-running samples "
+    "(--spot-check). From the same run: TTFT and ITL of its "
     "streamed generation requests, output tokens/s, and its cost priced with the run's "
     "hardware profile as the profiles read now ($/1M output tokens = price per second / "
     "output tokens per second x 1e6; $ per correct answer = cost / (accuracy x samples)); "
@@ -525,6 +561,8 @@ def long_frame(
             "stderr": cell.stderr,
             "run_id": cell.run_id,
             "outdated_task_version": cell.outdated,
+            "limited": cell.limited,
+            "provenance": cell.provenance,
             **performance_numbers(row.performance),
         }
         for row in result.rows
@@ -543,9 +581,11 @@ class TaskDelta:
     p_value: float | None  # None where per-sample scores cannot be paired
 
 
-def compare(engine: Engine, first: str, second: str) -> list[TaskDelta]:
+def compare(
+    engine: Engine, first: str, second: str, selection: Selection = EVERYTHING
+) -> list[TaskDelta]:
     """Per-task differences between two rows ("model" or "model@backend")."""
-    result = board(engine)
+    result = board(engine, selection)
 
     def find(name: str) -> Row:
         model, _, backend = name.partition("@")

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from bench.hardware.profiles import HardwareProfile
 from bench.metrics.cost import Cost, cost, mbu, mfu
 from bench.metrics.latency import LatencySummary, Timeline, summarize
+from bench.report.stats import is_accuracy_like
 from bench.store.schema import Metric, RequestTiming, Run, RunTask
 
 
@@ -60,8 +61,6 @@ def _streamed(engine: Engine, run_ids: list[str]) -> dict[str, list]:
 
 
 def _correct_and_samples(engine: Engine, run_ids: list[str]) -> dict[str, tuple[int, float | None]]:
-    from bench.report.leaderboard import is_accuracy_like
-
     with engine.connect() as connection:
         tasks = pd.read_sql(select(RunTask).where(RunTask.run_id.in_(run_ids)), connection)
         metrics = pd.read_sql(

@@ -145,6 +145,8 @@ def write_site(
                     "value": _fmt(cell.value),
                     "ci": _ci(cell.ci),
                     "outdated": cell.outdated,
+                    "limited": cell.limited,
+                    "provenance": cell.provenance,
                     "sort": cell.value,
                 }
                 if cell
@@ -164,6 +166,7 @@ def write_site(
                 "wall_sort": row.wall_s or "",
                 "tps": _fmt(row.tokens_per_s, 1),
                 "tps_sort": row.tokens_per_s or "",
+                "speed_claimed": row.speed_claimed,
                 "perf": _perf_cells(row.performance),
             }
         )

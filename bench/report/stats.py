@@ -73,3 +73,9 @@ def tied_ranks(order: list[str], significant: dict[tuple[str, str], bool]) -> di
         best, worst = better + 1, len(order) - worse
         labels[model] = str(best) if best == worst else f"{best}-{worst}"
     return labels
+
+
+def is_accuracy_like(higher_is_better, value: float) -> bool:
+    """Bounded higher-is-better scores (accuracy, exact match): the ones averaged, and
+    the ones a cost per correct answer is counted from."""
+    return bool(higher_is_better) and 0.0 <= value <= 1.0

@@ -1,33 +1,26 @@
 """Result bundles: runs with their manifests, metrics and samples in one file.
 
-Importing checks a bundle before it lands in a store: its tasks must be the local task
-definitions (same content hash), and every stored score must follow from its samples
-(recomputed with the task's own lm-eval aggregation). A bundle that fails is refused.
+Importing checks a bundle before it lands in a store (bench/store/verify.py): its tasks
+must be the local task definitions, and every sample, score and metric must follow from
+the model's answers. A bundle that fails is refused. A bundle carries no local paths.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import math
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.errors import BadInput
-from bench.scoring.disparity import aggregation_for
 from bench.store.schema import Metric, RequestTiming, Run, RunTask, Sample
+from bench.store.verify import BundleRefused, Provenance, rescore
 
 FORMAT = "bench-bundle/1"
 TABLES = {"tasks": RunTask, "metrics": Metric, "samples": Sample, "requests": RequestTiming}
-TOLERANCE = 1e-9
-
-
-class BundleRefused(BadInput):
-    """The bundle does not match the local tasks, or its scores do not follow from it."""
 
 
 def _row(obj) -> dict:
@@ -47,7 +40,7 @@ def write_bundle(engine: Engine, path: Path, run_ids: list[str] | None = None) -
             for name, table in TABLES.items():
                 rows = session.scalars(select(table).where(table.run_id == run.run_id))
                 entry[name] = [_row(r) for r in rows]
-            runs.append(entry)
+            runs.append(_portable(entry))
     with gzip.open(path, "wt", encoding="utf-8") as handle:
         json.dump({"format": FORMAT, "runs": runs}, handle)
     return len(runs)
@@ -64,12 +57,23 @@ def read_bundle(path: Path) -> list[dict]:
     return data["runs"]
 
 
-def verify(runs: list[dict], include_paths: list[Path] | None = None) -> None:
-    """Raise BundleRefused naming the first task or metric that does not hold."""
-    from bench.catalog.loader import load_tasks
+def _portable(entry: dict) -> dict:
+    """The entry without the paths of the machine it was made on: a task's source is
+    named by its pack folder and file, the model by its name (and weights hash) alone.
+    Provenance is the importing store's own finding, never taken from a bundle."""
+    run = {**entry["run"], "model_path": "", "provenance": None}
+    tasks = [{**t, "source": _pack_relative(t["source"])} for t in entry["tasks"]]
+    return {**entry, "run": run, "tasks": tasks}
 
-    names = sorted({t["task"] for entry in runs for t in entry["tasks"]})
-    local = {t.name: t for t in load_tasks(names, include_paths)} if names else {}
+
+def _pack_relative(source: str) -> str:
+    path = Path(source)
+    return f"{path.parent.name}/{path.name}" if path.is_absolute() else source
+
+
+def verify(runs: list[dict], include_paths: list[Path] | None = None) -> None:
+    """Raise BundleRefused naming the first task, sample or metric that does not hold."""
+    local = local_tasks(runs, include_paths)
     for entry in runs:
         run_id = entry["run"]["run_id"]
         for task in entry["tasks"]:
@@ -79,33 +83,27 @@ def verify(runs: list[dict], include_paths: list[Path] | None = None) -> None:
                     f"run {run_id}: task '{task['task']}' was run with content hash "
                     f"{task['content_hash'][:12]}, the local definition has {mine[:12]}"
                 )
-        for metric in entry["metrics"]:
-            aggregate = aggregation_for(local[metric["task"]].task, metric["metric"])
-            items = [
-                s["scores"][metric["metric"]]
-                for s in entry["samples"]
-                if s["task"] == metric["task"] and s["filter"] == metric["filter"]
-            ]
-            if len(items) != metric["n_samples"]:
-                raise BundleRefused(
-                    f"run {run_id}: {metric['task']}/{metric['metric']} claims "
-                    f"{metric['n_samples']} samples, the bundle has {len(items)}"
-                )
-            value = float(aggregate([tuple(i) if isinstance(i, list) else i for i in items]))
-            both_undefined = math.isnan(value) and math.isnan(metric["value"])
-            close = math.isclose(value, metric["value"], rel_tol=TOLERANCE, abs_tol=TOLERANCE)
-            if not (close or both_undefined):
-                raise BundleRefused(
-                    f"run {run_id}: {metric['task']}/{metric['metric']} ({metric['filter']}) "
-                    f"is stored as {metric['value']} but its samples give {value}"
-                )
+        rescore(entry, local)
 
 
-def import_runs(engine: Engine, runs: list[dict]) -> list[str]:
-    """Insert verified runs; a run id already in the store is refused."""
+def local_tasks(runs: list[dict], include_paths: list[Path] | None = None) -> dict:
+    from bench.catalog.loader import load_tasks
+
+    names = sorted({t["task"] for entry in runs for t in entry["tasks"]})
+    return {t.name: t for t in load_tasks(names, include_paths)} if names else {}
+
+
+def import_runs(engine: Engine, runs: list[dict], spot_checked: int = 0) -> list[str]:
+    """Insert verified runs, marked as imported; a run id already in the store is refused.
+    spot_checked: samples of each run re-run on the local model and found equal."""
+    provenance = Provenance(
+        imported_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        spot_checked=spot_checked,
+        claimed=("speed", "cost", "hardware") if spot_checked else Provenance.claimed,
+    )
     with Session(engine) as session, session.begin():
-        for entry in runs:
-            run = dict(entry["run"])
+        for entry in map(_portable, runs):
+            run = {**entry["run"], "provenance": provenance.as_dict()}
             if session.get(Run, run["run_id"]) is not None:
                 raise BundleRefused(f"run {run['run_id']} is already in the store")
             run["started_at"] = datetime.fromisoformat(run["started_at"])

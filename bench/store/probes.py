@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bench.records import ProbeRecord
 from bench.store.schema import LatencyProbe, ProbeLevel, ProbeRequest
-from bench.store.store import _public, insert_records, read_sql
+from bench.store.store import _public, checkpoint, insert_records, read_sql
 
 if TYPE_CHECKING:  # pandas costs 0.4 s to import; only readers need it
     import pandas as pd
@@ -43,6 +43,7 @@ def write_probe(engine: Engine, record: ProbeRecord) -> None:
         key = {"probe_id": record.probe_id}
         insert_records(session, ProbeLevel, record.levels, key)
         insert_records(session, ProbeRequest, record.requests, key)
+    checkpoint(engine)
 
 
 def probe_levels_frame(engine: Engine) -> pd.DataFrame:

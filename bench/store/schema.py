@@ -41,6 +41,9 @@ class Run(Base):
     model_params: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     weight_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     kv_bytes_per_token: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Revision 0003: None for a run measured into this store; for an imported run, what
+    # the importer checked (bench/store/verify.py: Provenance).
+    provenance: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class RunTask(Base):

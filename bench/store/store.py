@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.records import RunRecord
+from bench.secrets import redact_values
 from bench.store.migrate import upgrade
 from bench.store.schema import Metric, RequestTiming, Run, RunTask, Sample
 
@@ -87,6 +88,19 @@ def write_run(engine: Engine, record: RunRecord) -> None:
         insert_records(session, Metric, record.metrics, key, primary="is_primary")
         insert_records(session, Sample, record.samples, key)
         insert_records(session, RequestTiming, record.requests, key)
+    checkpoint(engine)
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copies what the SQLite write-ahead log holds into the file itself, so that the file
+    alone holds every run written (users share a store by copying bench.db). Called once
+    per run written: a process that keeps the store open, such as a notebook or a long
+    run beside others, otherwise leaves the run in bench.db-wal until the last
+    connection closes. PASSIVE: it neither waits for nor blocks other processes using
+    the store; frames a reader still needs are copied by a later checkpoint."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def insert_records(session: Session, table, records, key: dict, **renamed: str) -> None:
@@ -115,7 +129,8 @@ def public_url(url: str | None) -> str | None:
 
 
 def _public(settings: dict) -> dict:
-    return {**settings, "base_url": public_url(settings.get("base_url"))}
+    # The last guard: should a path forget to refuse a secret, none is written.
+    return redact_values({**settings, "base_url": public_url(settings.get("base_url"))})
 
 
 def read_sql(query, connection) -> pd.DataFrame:
@@ -144,5 +159,7 @@ def metrics_frame(engine: Engine) -> pd.DataFrame:
             Run.status,
             Run.hardware,
             Run.hardware_profile,
+            Run.settings,
+            Run.provenance,
         ).join(Run, Run.run_id == Metric.run_id)
         return read_sql(query, connection)
