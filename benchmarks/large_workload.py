@@ -201,7 +201,7 @@ def print_agreement(ours: dict, theirs: dict, agreement: Agreement) -> bool:
 
 def print_tokens(raw: RawModel, requests, run: RawTimes, samples: list[dict], pack) -> None:
     choices, _ = requests
-    lm, bench = choice_counts(raw.plan_choices(choices), len(choices))
+    lm, bench = choice_counts(raw.plan_choices(choices), raw.plan_questions(choices), len(choices))
     gen = run.gen_count
     recorded_choice = sum(
         r["prompt_tokens"] + r["completion_tokens"]
@@ -231,11 +231,12 @@ def print_tokens(raw: RawModel, requests, run: RawTimes, samples: list[dict], pa
     print(
         "  counted from lm_eval's logged requests, tokenized as both tokenize them: rows,\n"
         "  batches and padding as lm-eval's HFLM forms them (context + continuation minus its\n"
-        "  last token, identical rows once, longest first) and as bench/backends/hf.py forms\n"
-        "  them (the same rules; computed here, bench does not record forwarded tokens).\n"
-        "  lm-eval computes the output layer at every padded position, bench from each\n"
-        "  batch's first read position. Generations: the raw replay's batches, which both\n"
-        "  harnesses form alike (longest prompt first); one token per row per decode step."
+        "  last token, identical rows once, longest first, output layer at every position)\n"
+        "  and as bench/backends/hf.py forms them (a question's context once, its choices'\n"
+        "  further tokens on the context's KV cache; output layer only where read; computed\n"
+        "  here, bench does not record forwarded tokens). Generations: the raw replay's\n"
+        "  batches, which both harnesses form alike (longest prompt first); one token per\n"
+        "  row per decode step."
     )
     print(
         f"  check: bench's recorded request tokens, multiple choice {recorded_choice:,d} "

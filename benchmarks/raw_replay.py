@@ -2,11 +2,12 @@
 
 From lm_eval's own requests (read back from its log_samples), tokenized by lm-eval's HF
 class exactly as both harnesses tokenize them:
-- multiple choice: the unique input rows (context + continuation minus its last token;
-  two requests with the same row share it, as in bench's hf backend and lm-eval's
-  one-token logits cache), longest first, in padded batches of the batch size; one
-  `model(rows, logits_to_keep=...)` + log_softmax per batch, logits only from the first
-  position some row of the batch reads (what bench's hf backend computes);
+- multiple choice, as bench's hf backend does it (bench/backends/hf.py `_score_shared`):
+  per question, its context once (`model(context, use_cache=True, logits_to_keep=1)`),
+  then the choices' further tokens on that KV cache repeated over the choices; a request
+  whose context no other request shares goes as a row of its own. `plan_choices` also
+  gives the rows lm-eval forms (context + continuation minus its last token, identical
+  rows once, longest first, batches of the batch size), for the token count;
 - generations: prompts longest first, batches of the batch size, left-padded, one greedy
   `model.generate` per batch with max_new_tokens and lm-eval's stop-sequence criterion
   (so a batch stops where both harnesses stop it).
@@ -44,6 +45,14 @@ class ScoreBatch:
             len(row) - max(len(cont) for _, cont in owners)
             for row, owners in zip(self.rows, self.owners, strict=True)
         )
+
+
+@dataclass(frozen=True)
+class Question:
+    """Requests that share one context: (request index, continuation tokens) each."""
+
+    context: tuple[int, ...]
+    owners: list[tuple[int, list[int]]]
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,14 @@ class RawModel:
             for s in range(0, len(order), size)
         ]
 
+    def plan_questions(self, requests: list[ChoiceRequest]) -> list[Question]:
+        """Requests grouped by their context tokens, in request order."""
+        by_context: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+        for i, request in enumerate(requests):
+            context, continuation = self.lm._encode_pair(request.context, request.continuation)
+            by_context.setdefault(tuple(context), []).append((i, continuation))
+        return [Question(context, owners) for context, owners in by_context.items()]
+
     def plan_gens(self, requests: list[GenRequest]) -> list[list[int]]:
         lengths = [len(self.lm.tok_encode(r.prompt)) for r in requests]
         order = sorted(range(len(requests)), key=lambda i: (-lengths[i], requests[i].prompt))
@@ -128,9 +145,8 @@ class RawModel:
     # -- replay ------------------------------------------------------------------------
 
     def replay(self, choices: list[ChoiceRequest], gens: list[GenRequest]) -> RawTimes:
-        plan = self.plan_choices(choices)
         with self.torch.inference_mode():
-            choice_s, lls = self._score(plan, len(choices))
+            choice_s, lls = self._score_questions(self.plan_questions(choices), len(choices))
             gen_s, texts, count = self._generate(gens)
         return RawTimes(choice_s, gen_s, lls, texts, count)
 
@@ -138,27 +154,39 @@ class RawModel:
         if self.device == "cuda":
             self.torch.cuda.synchronize()
 
-    def _score(self, plan: list[ScoreBatch], n: int) -> tuple[float, list[float]]:
+    def _score_questions(self, plan: list[Question], n: int) -> tuple[float, list[float]]:
+        """The shared-context passes, timed; single-request questions as plain rows."""
         torch = self.torch
         seconds, lls = 0.0, [0.0] * n
-        for batch in plan:
-            padded = torch.zeros((len(batch.rows), batch.width), dtype=torch.long)
-            for r, row in enumerate(batch.rows):
-                padded[r, : len(row)] = torch.tensor(row, dtype=torch.long)
-            padded = padded.to(self.device)
-            first = batch.first
-            keep = torch.arange(first, batch.width, device=self.device) if first else 0
+        for question in plan:
+            conts = [cont for _, cont in question.owners]
+            rest = max(len(c) for c in conts) - 1
+            context = torch.tensor([question.context], device=self.device)
             start = time.perf_counter()
-            logits = self.model(padded, logits_to_keep=keep).logits
-            logprobs = torch.log_softmax(logits, dim=-1)
+            out = self.model(context, use_cache=rest > 0, logits_to_keep=1)
+            head = torch.log_softmax(out.logits[0, -1], dim=-1)
+            if rest:
+                cache = out.past_key_values
+                cache.batch_repeat_interleave(len(conts))
+                inputs = torch.zeros((len(conts), rest), dtype=torch.long)
+                for r, cont in enumerate(conts):
+                    inputs[r, : len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
+                begin = len(question.context)
+                positions = torch.arange(begin, begin + rest).expand(len(conts), -1)
+                logits = self.model(
+                    inputs.to(self.device),
+                    past_key_values=cache,
+                    position_ids=positions.to(self.device),
+                    use_cache=False,
+                ).logits
+                tails = torch.log_softmax(logits, dim=-1)
             self._sync()
             seconds += time.perf_counter() - start
-            # Read back outside the clock: a check that the replay did the same work.
-            for r, (row, owners) in enumerate(zip(batch.rows, batch.owners, strict=True)):
-                for i, cont in owners:
-                    span = logprobs[r, len(row) - len(cont) - first : len(row) - first]
-                    target = torch.tensor(cont, device=span.device).unsqueeze(1)
-                    lls[i] = float(span.gather(1, target).sum())
+            for r, (i, cont) in enumerate(question.owners):
+                ll = float(head[cont[0]])
+                for j in range(1, len(cont)):
+                    ll += float(tails[r, j - 1, cont[j]])
+                lls[i] = ll
         return seconds, lls
 
     def _generate(self, requests: list[GenRequest]) -> tuple[float, list[str], GenCount]:
@@ -201,17 +229,33 @@ class RawModel:
         return seconds, texts, GenCount(prompt_tokens, prefill, decode)
 
 
-def choice_counts(plan: list[ScoreBatch], requests: int) -> tuple[TokenCount, TokenCount]:
-    """(lm_eval's, bench's) tokens for the multiple-choice requests. Both merge identical
-    rows and form these batches; lm-eval's HF class computes the output layer at every
-    padded position, bench's hf backend only from each batch's first read position."""
+def choice_counts(
+    plan: list[ScoreBatch], questions: list[Question], requests: int
+) -> tuple[TokenCount, TokenCount]:
+    """(lm_eval's, bench's) tokens for the multiple-choice requests. lm-eval forwards one
+    row per distinct context + continuation, in padded batches, and computes the output
+    layer at every padded position. bench forwards each question's context once (one
+    row, unpadded, output layer at its last position) and one row per choice of its
+    further tokens, right-padded to the longest choice (output layer at each of them)."""
     pairs = [(row, owners) for b in plan for row, owners in zip(b.rows, b.owners, strict=True)]
     asked = sum((len(row) + 1) * len(owners) for row, owners in pairs)
     rows = sum(len(b.rows) for b in plan)
     tokens = sum(len(row) for b in plan for row in b.rows)
     padded = sum(len(b.rows) * b.width for b in plan)
-    bench_logits = sum(len(b.rows) * (b.width - b.first) for b in plan)
-    return (
-        TokenCount(requests, asked, rows, tokens, padded, padded),
-        TokenCount(requests, asked, rows, tokens, padded, bench_logits),
+    lm = TokenCount(requests, asked, rows, tokens, padded, padded)
+    rests = [max(len(c) for _, c in q.owners) - 1 for q in questions]
+    bench_rows = len(questions) + sum(
+        len(q.owners) for q, r in zip(questions, rests, strict=True) if r
     )
+    context_tokens = sum(len(q.context) for q in questions)
+    cont_tokens = sum(len(c) - 1 for q in questions for _, c in q.owners)
+    cont_padded = sum(len(q.owners) * r for q, r in zip(questions, rests, strict=True))
+    bench = TokenCount(
+        requests,
+        asked,
+        bench_rows,
+        context_tokens + cont_tokens,
+        context_tokens + cont_padded,
+        len(questions) + cont_padded,
+    )
+    return lm, bench

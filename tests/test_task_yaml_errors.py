@@ -131,3 +131,21 @@ def test_cli_builtin_task_is_found_and_unreachable_data_is_reported(tmp_path):
     )
     _assert_bad_input(result, "task 'arc_easy' (lm-eval built-in task) could not be built")
     assert not store.exists()
+
+
+def test_remembered_builtin_names_tell_a_typo_and_never_admit_a_name(tmp_path, monkeypatch):
+    from bench.catalog import builtin_names
+    from bench.catalog.loader import UnknownTaskError, load_tasks
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
+    builtin_names.remember(["zz_listed_task"])  # a stale or foreign list
+    # Not listed: refused from the list, with its names among the suggestions.
+    with pytest.raises(UnknownTaskError) as info:
+        load_tasks(["zz_listed_tsk"])
+    assert "zz_listed_task" in info.value.suggestions
+    # Listed, but lm-eval has no such task: its own index decides, and is remembered.
+    with pytest.raises(UnknownTaskError):
+        load_tasks(["zz_listed_task"])
+    names = builtin_names.remembered()
+    assert "zz_listed_task" not in names
+    assert {"arc_easy", "hellaswag", "mmlu"} <= set(names)

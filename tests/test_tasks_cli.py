@@ -102,3 +102,69 @@ def test_task_code_needs_trust(pack, tmp_path):
     assert refused.returncode == 2
     assert "demo_pack.yaml:" in refused.stderr and "--trust-task-code" in refused.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def code_pack(root):
+    """A task whose `!function` sits in an included file in another folder; the module
+    it names lies beside that file, and a decoy of the same name beside the task."""
+    (root / "common").mkdir(parents=True)
+    (root / "common" / "base.yaml").write_text(
+        "output_type: multiple_choice\n"
+        "test_split: test\n"
+        'doc_to_choice: "{{choices}}"\n'
+        "doc_to_target: !function helpers.target\n"
+    )
+    marker = root / "helpers-ran"
+    (root / "common" / "helpers.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n\ndef target(doc):\n    return doc['answer']\n"
+    )
+    (root / "helpers.py").write_text("def target(doc):\n    return 99\n")
+    (root / "code_task.yaml").write_text(
+        "include: common/base.yaml\n"
+        "task: code_task\n"
+        "dataset_path: json\n"
+        "dataset_kwargs:\n  data_files:\n    test: data.jsonl\n"
+        'doc_to_text: "{{question}}"\n'
+    )
+    rows = [{"question": f"q{i}", "choices": ["a", "b"], "answer": i % 2} for i in range(3)]
+    (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return marker
+
+
+def test_included_task_code_is_refused_at_its_line_and_never_imported(tmp_path):
+    from bench.catalog.loader import load_tasks
+    from bench.catalog.validate import TaskYamlError
+
+    marker = code_pack(tmp_path)
+    with pytest.raises(TaskYamlError) as info:
+        load_tasks(["code_task"], [tmp_path])
+    assert str(info.value).startswith(f"{tmp_path / 'common' / 'base.yaml'}:4: ")
+    assert "--trust-task-code" in str(info.value)
+    assert not marker.exists()
+
+
+def test_trusted_task_code_is_the_module_beside_its_yaml(tmp_path):
+    import sys
+
+    from bench.catalog.loader import load_tasks
+
+    marker = code_pack(tmp_path)
+    (loaded,) = load_tasks(["code_task"], [tmp_path], trust_code=True)
+    assert marker.exists()
+    docs = list(loaded.task.test_docs())
+    assert [loaded.task.doc_to_target(d) for d in docs] == [0, 1, 0]  # not the decoy's 99
+    helper = str(tmp_path / "common" / "helpers.py")
+    assert not [m for m in list(sys.modules.values()) if getattr(m, "__file__", "") == helper]
+
+
+def test_trusted_task_code_that_cannot_load_is_one_line_at_its_tag(tmp_path):
+    from bench.catalog.loader import load_tasks
+    from bench.catalog.validate import TaskYamlError
+
+    code_pack(tmp_path)
+    base = tmp_path / "common" / "base.yaml"
+    base.write_text(base.read_text().replace("helpers.target", "helpers.tagret"))
+    with pytest.raises(TaskYamlError) as info:
+        load_tasks(["code_task"], [tmp_path], trust_code=True)
+    assert str(info.value).startswith(f"{base}:4: helpers.tagret cannot be loaded")
+    assert "\n" not in str(info.value)

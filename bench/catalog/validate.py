@@ -28,13 +28,31 @@ class TaskYamlError(Exception):
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class FunctionTag(str):
+    """A `!function module.func` of a task YAML, kept as its text ("!function
+    module.func") and never run here; it knows the file and line it was written on, as
+    its module is looked up beside that file (bench/catalog/task_code.py)."""
+
+    def __new__(cls, target: str, path: Path, line: int) -> FunctionTag:
+        tag = super().__new__(cls, f"!function {target}")
+        tag.target, tag.path, tag.line = target, path, line
+        return tag
+
+    def __getnewargs__(self) -> tuple[str, Path, int]:  # copies keep the origin
+        return self.target, self.path, self.line
+
+
 class _TolerantLoader(_SafeLoader):
-    """Safe loader that keeps lm-eval's `!function` tags as plain strings (never runs them)."""
+    """Safe loader that keeps lm-eval's `!function` tags as FunctionTag text."""
+
+    path = Path("<unknown>")  # the file being parsed, set per instance by _parse
 
 
-_TolerantLoader.add_constructor(
-    "!function", lambda loader, node: f"!function {loader.construct_scalar(node)}"
-)
+def _function_tag(loader: _TolerantLoader, node: yaml.ScalarNode) -> FunctionTag:
+    return FunctionTag(loader.construct_scalar(node), loader.path, node.start_mark.line + 1)
+
+
+_TolerantLoader.add_constructor("!function", _function_tag)
 
 OUTPUT_TYPES = ("loglikelihood", "loglikelihood_rolling", "multiple_choice", "generate_until")
 
@@ -61,6 +79,7 @@ def _key_lines(document: yaml.Node) -> dict[str, int]:
 def _parse(path: Path) -> tuple[dict, dict[str, int]]:
     """One YAML file's mapping and the line of each of its top-level keys."""
     loader = _TolerantLoader(read_text(path))
+    loader.path = path
     try:  # one parse: the node tree gives the lines, its construction the mapping
         node = loader.get_single_node()
         config = loader.construct_document(node) if node is not None else None
@@ -98,6 +117,13 @@ def _with_includes(path: Path, config: dict, lines: dict[str, int], seen: set[Pa
         merged.update(included)
     merged.update({k: v for k, v in config.items() if k != "include"})
     return merged
+
+
+def read_task_yaml(path: Path, includes: bool = True) -> dict:
+    """One YAML file's mapping, unchecked: its `include`s merged in (or left as the
+    names they are), its `!function`s kept as text. A bad file is a TaskYamlError."""
+    config, lines = _parse(path)
+    return _with_includes(path, config, lines, set()) if includes else config
 
 
 def is_task(config: dict) -> bool:
@@ -179,27 +205,6 @@ def _check_shapes(path: Path, config: dict, line) -> None:
 
 def task_yaml_files(folders: list[Path]) -> list[Path]:
     return sorted(p for folder in folders for p in folder.rglob("*.y*ml") if p.is_file())
-
-
-def function_tags(path: Path) -> list[tuple[int, str]]:
-    """(line, target) of every `!function` in a YAML file: task code that would run."""
-    node = yaml.compose(read_text(path), Loader=_TolerantLoader)
-    found = []
-
-    def walk(n) -> None:
-        if isinstance(n, yaml.ScalarNode) and n.tag == "!function":
-            found.append((n.start_mark.line + 1, n.value))
-        elif isinstance(n, yaml.MappingNode):
-            for key, value in n.value:
-                walk(key)
-                walk(value)
-        elif isinstance(n, yaml.SequenceNode):
-            for item in n.value:
-                walk(item)
-
-    if node is not None:
-        walk(node)
-    return found
 
 
 TEMPLATE_FIELDS = ("doc_to_text", "doc_to_target", "doc_to_choice")
