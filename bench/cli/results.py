@@ -84,20 +84,20 @@ def results_import(
     recomputed. Speed, cost, hardware and the model's identity stay the contributor's
     claim unless --spot-check re-runs samples here. Refused bundles exit 2."""
     from bench.catalog.loader import TaskLoadError, UnknownTaskError
-    from bench.store.bundle import import_runs, local_tasks, read_bundle, verify
+    from bench.store.bundle import import_runs, read_bundle, verify
     from bench.store.store import open_store
     from bench.store.verify import BundleRefused, local_backend
     from bench.store.verify import spot_check as check_answers
 
     try:
         runs = read_bundle(bundle)
-        verify(runs, include_path)
-        if spot_check:
-            tasks = local_tasks(runs, include_path)
-            for entry in runs:
-                checked = check_answers(entry, tasks, spot_check, local_backend)
-                console.print(f"run {entry['run']['run_id']}: {checked} samples re-run, same")
-        imported = import_runs(open_store(store), runs, spot_checked=spot_check)
+        tasks = verify(runs, include_path)
+        checked = spot_check
+        for entry in runs if spot_check else []:
+            done = check_answers(entry, tasks, spot_check, local_backend)
+            console.print(f"run {entry['run']['run_id']}: {done} samples re-run, same")
+            checked = min(checked, done)  # a run with fewer documents had fewer checked
+        imported = import_runs(open_store(store), runs, spot_checked=checked)
     except (BundleRefused, UnknownTaskError, TaskLoadError) as err:
         fail(f"bundle {bundle} refused: {err}")
     console.print(f"imported {len(imported)} runs: {', '.join(imported)}")

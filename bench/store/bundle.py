@@ -71,8 +71,9 @@ def _pack_relative(source: str) -> str:
     return f"{path.parent.name}/{path.name}" if path.is_absolute() else source
 
 
-def verify(runs: list[dict], include_paths: list[Path] | None = None) -> None:
-    """Raise BundleRefused naming the first task, sample or metric that does not hold."""
+def verify(runs: list[dict], include_paths: list[Path] | None = None) -> dict:
+    """Raise BundleRefused naming the first task, sample or metric that does not hold.
+    Returns the local tasks the runs were checked against, by name."""
     local = local_tasks(runs, include_paths)
     for entry in runs:
         run_id = entry["run"]["run_id"]
@@ -84,6 +85,7 @@ def verify(runs: list[dict], include_paths: list[Path] | None = None) -> None:
                     f"{task['content_hash'][:12]}, the local definition has {mine[:12]}"
                 )
         rescore(entry, local)
+    return local
 
 
 def local_tasks(runs: list[dict], include_paths: list[Path] | None = None) -> dict:

@@ -20,7 +20,7 @@ import json
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -233,14 +233,6 @@ def _same_metrics(run_id: str, claimed: list[dict], computed) -> None:
             )
         if int(row["n_samples"]) != mine.n_samples or bool(row["is_primary"]) != mine.primary:
             raise BundleRefused(f"{name}: its sample count or primary flag was changed")
-
-
-@dataclass(frozen=True)
-class SpotCheck:
-    """Which documents a spot check re-ran, and the answers the local model gave."""
-
-    docs: dict[str, list[int]]
-    answers: dict[RequestKey, object] = field(default_factory=dict)
 
 
 def choose_docs(entry: dict, n: int, rng: random.Random) -> dict[str, list[int]]:
