@@ -164,7 +164,7 @@ def limit(limits: dict, nproc_extra: int) -> None:
 
 def report_error(status: int, err: Exception) -> None:
     os.write(status, json.dumps({"error": f"{type(err).__name__}: {err}"}).encode())
-    os._exit(86)
+    sys.exit(86)  # in a forked child too: nothing here catches SystemExit
 
 
 def start_program(config: dict, status: int, done: dict) -> None:
@@ -209,7 +209,7 @@ def run_init(config: dict, status: int, done: dict, relay: int) -> None:
         pid, wait_status = os.waitpid(-1, 0)
         if pid == program:
             os.write(relay, str(wait_status).encode())
-            os._exit(0)  # the kernel now kills the rest of the namespace
+            sys.exit(0)  # the kernel now kills the rest of the namespace
 
 
 class Supervisor:
@@ -315,7 +315,7 @@ def exit_like(wait_status: int) -> None:
         if sig != signal.SIGKILL:
             signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
-    os._exit(os.waitstatus_to_exitcode(wait_status) if os.WIFEXITED(wait_status) else 1)
+    sys.exit(os.waitstatus_to_exitcode(wait_status) if os.WIFEXITED(wait_status) else 1)
 
 
 def main() -> None:
