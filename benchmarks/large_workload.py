@@ -232,9 +232,10 @@ def print_tokens(raw: RawModel, requests, run: RawTimes, samples: list[dict], pa
         "  counted from lm_eval's logged requests, tokenized as both tokenize them: rows,\n"
         "  batches and padding as lm-eval's HFLM forms them (context + continuation minus its\n"
         "  last token, identical rows once, longest first, output layer at every position)\n"
-        "  and as bench/backends/hf.py forms them (a question's context once, its choices'\n"
-        "  further tokens on the context's KV cache; output layer only where read; computed\n"
-        "  here, bench does not record forwarded tokens). Generations: the raw replay's\n"
+        "  and as bench/backends/shared_context.py forms them (batch-size questions per\n"
+        "  batch, each context once, right-padded; the choices' further tokens on the\n"
+        "  contexts' KV cache; output layer only where read; computed here, bench does\n"
+        "  not record forwarded tokens). Generations: the raw replay's\n"
         "  batches, which both harnesses form alike (longest prompt first); one token per\n"
         "  row per decode step."
     )

@@ -2,10 +2,11 @@
 
 From lm_eval's own requests (read back from its log_samples), tokenized by lm-eval's HF
 class exactly as both harnesses tokenize them:
-- multiple choice, as bench's hf backend does it (bench/backends/hf.py `_score_shared`):
-  per question, its context once (`model(context, use_cache=True, logits_to_keep=1)`),
-  then the choices' further tokens on that KV cache repeated over the choices; a request
-  whose context no other request shares goes as a row of its own. `plan_choices` also
+- multiple choice, as bench's hf backend does it: the very function it calls
+  (bench/backends/shared_context.py `score_questions`), batch-size questions per batch,
+  each context once, the choices' further tokens on its KV cache, timed here without
+  the harness around it (the workload has no request that shares no context).
+  `plan_choices` also
   gives the rows lm-eval forms (context + continuation minus its last token, identical
   rows once, longest first, batches of the batch size), for the token count;
 - generations: prompts longest first, batches of the batch size, left-padded, one greedy
@@ -24,6 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from large_samples import ChoiceRequest, GenRequest
+
+from bench.backends.shared_context import (
+    Question,
+    group_questions,
+    question_batches,
+    score_questions,
+)
 
 
 @dataclass(frozen=True)
@@ -45,14 +53,6 @@ class ScoreBatch:
             len(row) - max(len(cont) for _, cont in owners)
             for row, owners in zip(self.rows, self.owners, strict=True)
         )
-
-
-@dataclass(frozen=True)
-class Question:
-    """Requests that share one context: (request index, continuation tokens) each."""
-
-    context: tuple[int, ...]
-    owners: list[tuple[int, list[int]]]
 
 
 @dataclass(frozen=True)
@@ -129,13 +129,12 @@ class RawModel:
             for s in range(0, len(order), size)
         ]
 
-    def plan_questions(self, requests: list[ChoiceRequest]) -> list[Question]:
-        """Requests grouped by their context tokens, in request order."""
-        by_context: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
-        for i, request in enumerate(requests):
-            context, continuation = self.lm._encode_pair(request.context, request.continuation)
-            by_context.setdefault(tuple(context), []).append((i, continuation))
-        return [Question(context, owners) for context, owners in by_context.items()]
+    def plan_questions(self, requests: list[ChoiceRequest]) -> list[list[Question]]:
+        """Requests grouped by their context tokens, in batches as bench forms them."""
+        pairs = [self.lm._encode_pair(r.context, r.continuation) for r in requests]
+        questions, alone = group_questions(pairs, self.lm.max_length)
+        assert not alone, "every request of the workload shares its context"
+        return question_batches(questions, self.batch_size)
 
     def plan_gens(self, requests: list[GenRequest]) -> list[list[int]]:
         lengths = [len(self.lm.tok_encode(r.prompt)) for r in requests]
@@ -154,39 +153,17 @@ class RawModel:
         if self.device == "cuda":
             self.torch.cuda.synchronize()
 
-    def _score_questions(self, plan: list[Question], n: int) -> tuple[float, list[float]]:
-        """The shared-context passes, timed; single-request questions as plain rows."""
-        torch = self.torch
+    def _score_questions(self, plan: list[list[Question]], n: int) -> tuple[float, list[float]]:
+        """The shared-context passes, timed."""
         seconds, lls = 0.0, [0.0] * n
-        for question in plan:
-            conts = [cont for _, cont in question.owners]
-            rest = max(len(c) for c in conts) - 1
-            context = torch.tensor([question.context], device=self.device)
+        for batch in plan:
             start = time.perf_counter()
-            out = self.model(context, use_cache=rest > 0, logits_to_keep=1)
-            head = torch.log_softmax(out.logits[0, -1], dim=-1)
-            if rest:
-                cache = out.past_key_values
-                cache.batch_repeat_interleave(len(conts))
-                inputs = torch.zeros((len(conts), rest), dtype=torch.long)
-                for r, cont in enumerate(conts):
-                    inputs[r, : len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
-                begin = len(question.context)
-                positions = torch.arange(begin, begin + rest).expand(len(conts), -1)
-                logits = self.model(
-                    inputs.to(self.device),
-                    past_key_values=cache,
-                    position_ids=positions.to(self.device),
-                    use_cache=False,
-                ).logits
-                tails = torch.log_softmax(logits, dim=-1)
+            scores = score_questions(self.model, batch, self.model.device, keeps_positions=True)
             self._sync()
             seconds += time.perf_counter() - start
-            for r, (i, cont) in enumerate(question.owners):
-                ll = float(head[cont[0]])
-                for j in range(1, len(cont)):
-                    ll += float(tails[r, j - 1, cont[j]])
-                lls[i] = ll
+            for question, question_scores in zip(batch, scores, strict=True):
+                for (i, _), (logprob, _) in zip(question.owners, question_scores, strict=True):
+                    lls[i] = logprob
         return seconds, lls
 
     def _generate(self, requests: list[GenRequest]) -> tuple[float, list[str], GenCount]:
@@ -230,32 +207,29 @@ class RawModel:
 
 
 def choice_counts(
-    plan: list[ScoreBatch], questions: list[Question], requests: int
+    plan: list[ScoreBatch], batches: list[list[Question]], requests: int
 ) -> tuple[TokenCount, TokenCount]:
     """(lm_eval's, bench's) tokens for the multiple-choice requests. lm-eval forwards one
     row per distinct context + continuation, in padded batches, and computes the output
-    layer at every padded position. bench forwards each question's context once (one
-    row, unpadded, output layer at its last position) and one row per choice of its
-    further tokens, right-padded to the longest choice (output layer at each of them)."""
+    layer at every padded position. bench forwards a batch's contexts once each,
+    right-padded to the longest (output layer at each context's last position, for every
+    row), then one row per choice of its further tokens, right-padded to the longest
+    choice of the batch (output layer at each of them)."""
     pairs = [(row, owners) for b in plan for row, owners in zip(b.rows, b.owners, strict=True)]
     asked = sum((len(row) + 1) * len(owners) for row, owners in pairs)
     rows = sum(len(b.rows) for b in plan)
     tokens = sum(len(row) for b in plan for row in b.rows)
     padded = sum(len(b.rows) * b.width for b in plan)
     lm = TokenCount(requests, asked, rows, tokens, padded, padded)
-    rests = [max(len(c) for _, c in q.owners) - 1 for q in questions]
-    bench_rows = len(questions) + sum(
-        len(q.owners) for q, r in zip(questions, rests, strict=True) if r
-    )
-    context_tokens = sum(len(q.context) for q in questions)
-    cont_tokens = sum(len(c) - 1 for q in questions for _, c in q.owners)
-    cont_padded = sum(len(q.owners) * r for q, r in zip(questions, rests, strict=True))
-    bench = TokenCount(
-        requests,
-        asked,
-        bench_rows,
-        context_tokens + cont_tokens,
-        context_tokens + cont_padded,
-        len(questions) + cont_padded,
-    )
+    bench_rows = bench_tokens = bench_padded = bench_logits = 0
+    for batch in batches:
+        conts = [cont for q in batch for _, cont in q.owners]
+        rest = max(len(c) for c in conts) - 1
+        width = max(len(q.context) for q in batch)
+        ends = len({len(q.context) for q in batch})
+        bench_rows += len(batch) + (len(conts) if rest else 0)
+        bench_tokens += sum(len(q.context) for q in batch) + sum(len(c) - 1 for c in conts)
+        bench_padded += len(batch) * width + len(conts) * rest
+        bench_logits += len(batch) * ends + len(conts) * rest
+    bench = TokenCount(requests, asked, bench_rows, bench_tokens, bench_padded, bench_logits)
     return lm, bench

@@ -59,6 +59,35 @@ def test_score_pairs_equals_lm_evals_own_loglikelihood(backend):
     assert ours[3][0] == ours[4][0]
 
 
+def test_questions_batched_on_their_shared_caches_equal_lm_evals_rows(backend):
+    # Seven questions of different context lengths (so batches pad in the middle of the
+    # cache), one- and multi-token choices, three questions per batch: every choice's
+    # loglikelihood and greedy flag equal those of lm-eval's own row per choice.
+    from lm_eval.models.huggingface import HFLM
+
+    stems = [
+        "Q: Which is a fruit?\nA:",
+        "Question: Which of these animals can fly, if any, on a calm day?\nAnswer:",
+        "Pick one:",
+        "The following is a question about tools.\n\nQuestion: Which cuts wood?\nAnswer:",
+        "Colour of the sky at noon:",
+        "Name a vehicle with two wheels, no engine, and pedals. Answer:",
+        "1 + 1 =",
+    ]
+    choices = [" a ripe yellow banana", " a hammer", " 2", " the old wooden bicycle", " blue"]
+    texts = [(stem, choice) for stem in stems for choice in choices]
+    pairs = [backend.encode_request(c, t) for c, t in texts]
+    ours = backend.score_pairs(pairs, "loglikelihood")
+    theirs = HFLM._loglikelihood_tokens(
+        backend, [((c, t), ctx, cont) for (c, t), (ctx, cont) in zip(texts, pairs, strict=True)]
+    )
+    assert max(len(cont) for _, cont in pairs) > 3
+    for (logprob, greedy, timing), (their_logprob, their_greedy) in zip(ours, theirs, strict=True):
+        assert logprob == pytest.approx(their_logprob, rel=1e-6, abs=1e-4)
+        assert greedy == their_greedy
+        assert timing.batch_size == 3 * len(choices) or timing.batch_size == len(choices)
+
+
 def test_batch_clock_waits_for_the_gpu(monkeypatch):
     """CUDA queues kernels and returns: a batch's time is read once they have run. No GPU
     here, so torch.cuda.synchronize is replaced; on a CPU nothing is waited for (the hf runs

@@ -5,8 +5,9 @@ tokenized exactly as `lm_eval --model hf` tokenizes it. The request loops are ou
 TimedLM), and they do only the work that is read:
 
 - the choices of a multiple-choice question share one context: it goes through the
-  model once, and the choices' continuations go on top of its KV cache, repeated over
-  the choices (lm-eval forwards context+choice once per choice);
+  model once, and the choices' continuations go on top of its KV cache, several
+  questions per batch (shared_context.py; lm-eval forwards context+choice once per
+  choice);
 - the output layer and log-softmax are computed only at the positions that are read;
 - other rows (long ones, rolling windows) are batched by length as lm-eval batches them,
   identical rows once; every batch is timed.
@@ -28,16 +29,23 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import postprocess_generated_text
 
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair, batches
+from bench.backends.shared_context import (
+    Question,
+    group_questions,
+    question_batches,
+    score_questions,
+)
 from bench.backends.timing import RequestTiming, split_time
 from bench.errors import BadInput
 from bench.records import Determinism
 
 # What the batches are, in the words the manifest keeps (RowBatch, _plan, generate).
 BATCHING = (
-    "choices sharing a context: the context once, the choices on its KV cache, one "
-    "question per batch in request order; other scored rows longest first, ties in token "
-    "order, batch-size rows per batch (identical rows once); rolling windows in request "
-    "order; generation prompts longest first, ties by text"
+    "choices sharing a context: the context once, the choices on its KV cache, "
+    "batch-size questions per batch, longest context first, ties in token order; other "
+    "scored rows longest first, ties in token order, batch-size rows per batch "
+    "(identical rows once); rolling windows in request order; generation "
+    "prompts longest first, ties by text"
 )
 
 
@@ -50,15 +58,6 @@ class GenerationBatch:
     max_length: int
     until: list[str]
     kwargs: dict
-
-
-@dataclass(frozen=True)
-class SharedContext:
-    """The choices of one question: their common context tokens, and for each choice the
-    (request index, continuation tokens)."""
-
-    context: tuple[int, ...]
-    owners: list[tuple[int, list[int]]]
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ class HFBackend(TimedLM, HFLM):
     def score_pairs(
         self, pairs: list[TokenPair], request_type: str, done: Done = None
     ) -> list[Scored]:
-        shared, rest = self._shared_contexts(pairs)
+        questions, rest = group_questions(pairs, self.max_length)
         results: list[Scored | None] = [None] * len(pairs)
 
         def finish(i: int, scored: Scored) -> None:
@@ -104,21 +103,21 @@ class HFBackend(TimedLM, HFLM):
             if done:
                 done(i, scored)
 
-        for question in shared:
-            scores, elapsed = timed(self._score_shared, question)
-            conts = [cont for _, cont in question.owners]
-            shares = split_time(elapsed, [len(question.context) + len(c) for c in conts])
-            for (i, cont), share, (logprob, greedy) in zip(
-                question.owners, shares, scores, strict=True
-            ):
-                timing = RequestTiming(
-                    request_type=request_type,
-                    wall_s=share,
-                    prompt_tokens=len(question.context),
-                    completion_tokens=len(cont),
-                    batch_size=len(conts),
-                )
-                finish(i, (logprob, greedy, timing))
+        for batch in question_batches(questions, self._batch):
+            scores, elapsed = timed(self._score_questions, batch)
+            shares = iter(split_time(elapsed, [n for q in batch for n in q.tokens]))
+            for question, question_scores in zip(batch, scores, strict=True):
+                for (i, cont), (logprob, greedy) in zip(
+                    question.owners, question_scores, strict=True
+                ):
+                    timing = RequestTiming(
+                        request_type=request_type,
+                        wall_s=next(shares),
+                        prompt_tokens=len(question.context),
+                        completion_tokens=len(cont),
+                        batch_size=sum(len(q.owners) for q in batch),
+                    )
+                    finish(i, (logprob, greedy, timing))
         if rest:
             scored = self.score_groups(
                 [[pairs[i] for i in rest]], request_type, lambda j, x: finish(rest[j], x)
@@ -127,57 +126,12 @@ class HFBackend(TimedLM, HFLM):
                 results[i] = x
         return results  # type: ignore[return-value]
 
-    def _shared_contexts(self, pairs: list[TokenPair]) -> tuple[list[SharedContext], list[int]]:
-        """Questions whose choices share a context (and fit the model whole), in request
-        order; the indices of every other pair."""
-        by_context: dict[tuple[int, ...], list[tuple[int, list[int]]]] = {}
-        for i, (context, continuation) in enumerate(pairs):
-            if not continuation:
-                raise ValueError("loglikelihood request with an empty continuation")
-            by_context.setdefault(tuple(context), []).append((i, continuation))
-        shared, rest = [], []
-        for context, owners in by_context.items():
-            longest = max(len(cont) for _, cont in owners)
-            if len(owners) > 1 and context and len(context) + longest <= self.max_length + 1:
-                shared.append(SharedContext(context, owners))
-            else:
-                rest += [i for i, _ in owners]
-        return shared, sorted(rest)
-
-    def _score_shared(self, question: SharedContext) -> list[tuple[float, bool]]:
-        """(log-probability, greedy?) of each choice: the context in one forward pass,
-        whose last position predicts every choice's first token; the choices' further
-        tokens in a second pass over the context's KV cache, one row per choice (padded
-        on the right, where no real token looks)."""
-        conts = [cont for _, cont in question.owners]
-        rest = max(len(c) for c in conts) - 1
-        context = torch.tensor([question.context], dtype=torch.long, device=self.device)
+    def _score_questions(self, batch: list[Question]) -> list[list[tuple[float, bool]]]:
         with self._inference():
-            out = self._forward(context, use_cache=rest > 0, logits_to_keep=1)
-            heads = [F.log_softmax(out.logits[0, -1], dim=-1, dtype=self.softmax_dtype)]
-            if rest:
-                cache = out.past_key_values
-                cache.batch_repeat_interleave(len(conts))
-                inputs = torch.zeros((len(conts), rest), dtype=torch.long)
-                for r, cont in enumerate(conts):
-                    inputs[r, : len(cont) - 1] = torch.tensor(cont[:-1], dtype=torch.long)
-                start = len(question.context)
-                positions = torch.arange(start, start + rest).expand(len(conts), -1)
-                logits = self._forward(
-                    inputs.to(self.device),
-                    past_key_values=cache,
-                    position_ids=positions.to(self.device),
-                    use_cache=False,
-                ).logits
-                tails = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+            scores = score_questions(
+                self.model, batch, self.device, self._keeps_positions, self.softmax_dtype
+            )
         self._wait_for_device()
-        scores = []
-        for r, cont in enumerate(conts):
-            steps = torch.stack([heads[0]] + [tails[r, j] for j in range(len(cont) - 1)])
-            target = torch.tensor(cont, dtype=torch.long, device=steps.device)
-            token_lp = steps.gather(1, target.unsqueeze(1)).squeeze(1)
-            greedy = bool((steps.argmax(dim=-1) == target).all())
-            scores.append((float(token_lp.sum()), greedy))
         return scores
 
     @contextmanager
