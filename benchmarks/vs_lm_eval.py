@@ -35,6 +35,7 @@ from common import (
     ENV,
     PACK,
     REPO,
+    bench_cmd,
     bench_run_cmd,
     bench_scores,
     lm_eval_run_cmd,
@@ -61,6 +62,16 @@ def agree(metric: str, mine, other) -> bool:
     )
 
 
+def print_startup() -> None:
+    """Cold start-up, as a user meets it: `bench --help`, and a one-task run (one
+    document of basics_facts on the SmolLM2 pack, fresh store): Python, imports, the
+    task, the model's load, one request, the store."""
+    work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
+    help_s = timed(bench_cmd("--help"))
+    run_s = timed(bench_run_cmd("basics_facts", f"sqlite:///{work / 'startup.db'}", 1, limit=1))
+    print(f"cold start-up: `bench --help` {help_s:.2f} s, one-task run (1 document) {run_s:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -82,6 +93,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    print_startup()
     if args.workload == "large":
         from large_workload import run_large
 
