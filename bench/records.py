@@ -76,6 +76,9 @@ class SampleRecord:
     wall_s: float
     prompt_tokens: int
     completion_tokens: int
+    # The document's group where the task declares one (metadata `cluster`; see
+    # bench/catalog/clusters.py): reports resample whole clusters. None otherwise.
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class RequestRecord:
     ttft_s: float | None
     chunk_times: list[float] | None
     tokens_counted_by: str
+    computed_tokens: float | None = None  # tokens through the model in this run (MFU)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,32 @@ def store_url(request, tmp_path):
         return f"sqlite:///{tmp_path / 'store.db'}"
     server = request.getfixturevalue("postgres")
     return server.fresh_database(f"t{abs(hash(request.node.nodeid)) % 10**9}")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A real headless Chromium (Debian's chromium and chromium-driver)."""
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        pytest.fail("Debian's chromium and chromium-driver are needed: run `make services`")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()

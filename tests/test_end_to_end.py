@@ -7,7 +7,7 @@ import pytest
 
 from bench.catalog.loader import yaml_content_hash
 from bench.models.packs import PACKS, read_manifest
-from tests.conftest import BASICS, BASICS_TASKS, run_bench
+from tests.conftest import BASICS, BASICS_TASKS, read_table, run_bench
 
 pytestmark = pytest.mark.slow
 LIMIT = 6
@@ -108,3 +108,23 @@ def test_run_prints_each_metric_and_nothing_of_other_libraries(run):
     # Other libraries' progress bars (tqdm: "| 3/40 [", "it/s]"), advice and exit noise.
     for noise in ("it/s]", "s/it]", "Generating ", "Loading weights", "leaked", "Warning"):
         assert noise not in output, (noise, output[-3000:])
+
+
+def test_sample_explorer_disagree_filter_matches_the_store(store, tmp_path, browser):
+    """Both packs, as `make demo` runs them (here limited): from the leaderboard, two
+    clicks reach a basics_facts sample with both answers; "disagree" is the store's."""
+    from tests.test_sample_explorer import choose, chosen_in_store, no_errors, wait_ready
+
+    url = f"sqlite:///{store}"
+    report = run_bench("report", "--include-limited", "--store", url, "--out", str(tmp_path))
+    assert report.returncode == 0, report.stderr[-3000:]
+    runs = read_table(url, "runs").set_index("model")["run_id"]
+    a, b = (chosen_in_store(url, runs[m], "basics_facts") for m in runs.index)
+    browser.get((tmp_path / "site" / "index.html").as_uri())
+    browser.find_element("css selector", "nav a[href$='tasks/basics_facts.html']").click()
+    browser.find_element("css selector", "a.samples-link").click()
+    wait_ready(browser)
+    first = browser.find_elements("css selector", "article.sample")[0]
+    assert len(first.find_elements("css selector", "tbody tr")) == 2
+    assert choose(browser, "disagree") == sorted(d for d in a if a[d] != b[d])
+    no_errors(browser)

@@ -1,6 +1,5 @@
 """The static site in a real headless Chromium, and escaping of hostile names."""
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -31,34 +30,6 @@ def test_hostile_names_are_escaped_everywhere(site):
     for path in files:
         assert HOSTILE not in path.read_text(), path
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in (site / "site" / "index.html").read_text()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        pytest.fail("Debian's chromium and chromium-driver are needed: run `make services`")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    yield driver
-    driver.quit()
 
 
 def first_column(driver, index: int) -> list[str]:

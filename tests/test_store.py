@@ -91,4 +91,4 @@ def test_store_is_versioned_by_alembic(store_url):
     open_store(store_url)  # opening again is a no-op
     with engine.connect() as connection:
         (version,) = connection.execute(text("select version_num from alembic_version")).one()
-    assert version == head_revision() == HEAD_REVISION == "0003"
+    assert version == head_revision() == HEAD_REVISION == "0005"

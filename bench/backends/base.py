@@ -188,7 +188,9 @@ class TimedLM(LoggedLM, TemplateLM):
         for owner in todo:
             if not left[owner]:  # an empty document: nothing to score, log-likelihood 0
                 self.timings.add(
-                    requests[owner], RequestTiming("loglikelihood_rolling", 0.0, 0, 0, 0), 0.0
+                    requests[owner],
+                    RequestTiming("loglikelihood_rolling", 0.0, 0, 0, 0, computed_tokens=0),
+                    0.0,
                 )
         totals = dict.fromkeys(todo, 0.0)
         parts: dict[int, list[RequestTiming]] = {owner: [] for owner in todo}
@@ -250,4 +252,7 @@ def merge_timings(parts: list[RequestTiming], request_type: str) -> RequestTimin
         prompt_tokens=sum(p.prompt_tokens for p in parts),
         completion_tokens=sum(p.completion_tokens for p in parts),
         batch_size=max((p.batch_size for p in parts), default=0),
+        computed_tokens=None
+        if any(p.computed_tokens is None for p in parts)
+        else sum(p.computed_tokens for p in parts),
     )

@@ -116,6 +116,11 @@ class HFBackend(TimedLM, HFLM):
                         prompt_tokens=len(question.context),
                         completion_tokens=len(cont),
                         batch_size=sum(len(q.owners) for q in batch),
+                        # The context went through once for all the choices; each choice's
+                        # tokens but its last went on its cache (padding not counted).
+                        computed_tokens=(
+                            len(question.context) / len(question.owners) + len(cont) - 1
+                        ),
                     )
                     finish(i, (logprob, greedy, timing))
         if rest:
@@ -176,6 +181,7 @@ class HFBackend(TimedLM, HFLM):
                         prompt_tokens=len(inp) + 1 - len(cont),
                         completion_tokens=len(cont),
                         batch_size=len(batch.rows),
+                        computed_tokens=len(inp) / len(owners),  # identical rows: once
                     )
                     results[i] = (logprob, greedy, timing)
                     if done:
@@ -265,7 +271,14 @@ class HFBackend(TimedLM, HFLM):
             shares = split_time(elapsed, [1] * len(batch))
             for i, row, share in zip(batch, generated.tolist(), shares, strict=True):
                 text, count = self._text_of(row[job.context.shape[1] :], spec)
-                timing = RequestTiming("generate_until", share, lengths[i], count, len(batch))
+                timing = RequestTiming(
+                    "generate_until",
+                    share,
+                    lengths[i],
+                    count,
+                    len(batch),
+                    computed_tokens=lengths[i] + count,  # padding not counted
+                )
                 results[i] = (text, timing)
                 if done:
                     done(i, results[i])

@@ -96,6 +96,18 @@ class LlamaCppBackend(TimedLM):
 
     # -- primitives --------------------------------------------------------------------
 
+    def evaluated_tokens(self, since: int | None = None) -> int:
+        """Tokens llama.cpp has run through the model in this context (its performance
+        counters: tokens in prompt batches + single decode steps), or those since
+        `since`: a prefix kept in the KV cache is not among them. llama.cpp reports no
+        fewer than one decode step, so a context's first goes uncounted; every request
+        evaluates at least one token."""
+        from llama_cpp import llama_perf_context
+
+        perf = llama_perf_context(self.llm.ctx)
+        total = int(perf.n_p_eval) + int(perf.n_eval)
+        return total if since is None else max(total - since, 1)
+
     def _evaluate(self, tokens: list[int]) -> np.ndarray:
         """Logits for every position of `tokens`, reusing the cached common prefix."""
         cached = self.llm.input_ids[: self.llm.n_tokens].tolist()  # now in the KV cache
@@ -113,6 +125,7 @@ class LlamaCppBackend(TimedLM):
         for i in order:
             context, continuation = pairs[i]
             tokens = (context + continuation)[-self.max_length :]
+            evaluated = self.evaluated_tokens()
             start = time.perf_counter()
             logits = self._evaluate(tokens)
             n_cont = len(continuation)
@@ -121,7 +134,14 @@ class LlamaCppBackend(TimedLM):
             logprob = float(rows[np.arange(n_cont), targets].sum())
             greedy = bool((rows.argmax(axis=-1) == targets).all())
             elapsed = time.perf_counter() - start
-            timing = RequestTiming(request_type, elapsed, len(tokens) - n_cont, n_cont, 1)
+            timing = RequestTiming(
+                request_type,
+                elapsed,
+                len(tokens) - n_cont,
+                n_cont,
+                1,
+                computed_tokens=self.evaluated_tokens(since=evaluated),
+            )
             results[i] = (logprob, greedy, timing)
             if done:
                 done(i, results[i])
@@ -133,6 +153,7 @@ class LlamaCppBackend(TimedLM):
         results = []
         for index, prompt in enumerate(prompts):
             tokens = self.tok_encode(prompt)[-(self.max_length - spec.max_gen_toks) :]
+            evaluated = self.evaluated_tokens()
             start = time.perf_counter()
             pieces, chunk_times, ttft = [], [], None
             for chunk in self.llm.create_completion(
@@ -160,6 +181,7 @@ class LlamaCppBackend(TimedLM):
                 ttft_s=ttft,
                 chunk_times=chunk_times,
                 tokens_counted_by="tokenizer",
+                computed_tokens=self.evaluated_tokens(since=evaluated),
             )
             results.append((postprocess_generated_text(text, spec.until, None), timing))
             if done:

@@ -27,7 +27,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.utils import postprocess_generated_text
 
 from bench.backends.base import Done, GenerationSpec, Scored, TimedLM, TokenPair
-from bench.backends.timing import RequestTiming
+from bench.backends.timing import RequestTiming, served_tokens, served_usage
 from bench.errors import RunFailed
 from bench.secrets import redact
 
@@ -307,7 +307,14 @@ class OpenAIBackend(TimedLM):
         ]
         logprob = float(sum(token_lps[i] for i in cont))
         greedy = all(top[i] and max(top[i], key=top[i].get) == tokens[i] for i in cont)
-        timing = RequestTiming(request_type, wall, n_prompt - len(cont), len(cont), 1)
+        timing = RequestTiming(
+            request_type,
+            wall,
+            n_prompt - len(cont),
+            len(cont),
+            1,
+            computed_tokens=served_tokens(answer.get("usage"), 0),
+        )
         return logprob, greedy, timing
 
     def score_pairs(
@@ -370,7 +377,7 @@ class OpenAIBackend(TimedLM):
                     if data == "[DONE]":
                         break
                     event = json.loads(data)
-                    usage = event.get("usage") or usage
+                    usage = served_usage(event, usage)
                     for choice in event.get("choices") or []:
                         now = time.perf_counter() - start
                         text, carries = _chunk_text(choice, chat)
@@ -391,6 +398,7 @@ class OpenAIBackend(TimedLM):
                 ttft_s=ttft,
                 chunk_times=chunk_times,
                 tokens_counted_by=counted_by,
+                computed_tokens=served_tokens(usage, completion_tokens),
             )
             return postprocess_generated_text(text, spec.until, None), timing
 

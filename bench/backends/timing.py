@@ -31,6 +31,12 @@ class RequestTiming:
     # Where completion_tokens came from: the backend's own count, a server's usage
     # report, or our tokenizer on the returned text.
     tokens_counted_by: str = "backend"
+    # Tokens that went through the model for this request in this run (the MFU count,
+    # docs/metrics.md): its input positions, less what a cache held; a context computed
+    # once for several requests is split evenly among them (so a share may be
+    # fractional), padding is not counted, 0 for an answer reused from the store. None
+    # where the backend or server does not say (counted as prompt + completion).
+    computed_tokens: float | None = None
 
 
 @dataclass
@@ -73,7 +79,9 @@ class RequestLog:
                 answer, timing = found[key]
                 if request_type == "loglikelihood":
                     answer = (float(answer[0]), bool(answer[1]))
-                self._record(instance, RequestTiming(**timing), answer)
+                # The model computed nothing for it in this run.
+                timing = RequestTiming(**{**timing, "computed_tokens": 0})
+                self._record(instance, timing, answer)
                 hits.add(index)
         self.reused += len(hits)
         self._tell()
@@ -138,3 +146,28 @@ def split_time(total_s: float, weights: list[int]) -> list[float]:
     """Share a batch's wall time among its requests in proportion to their tokens."""
     whole = sum(weights) or len(weights)
     return [total_s * (w or 1) / whole for w in weights]
+
+
+def served_usage(event: dict, usage: dict | None) -> dict | None:
+    """A streamed server event's token report merged into what came before: the
+    OpenAI-style `usage`, and llama.cpp server's `timings` (kept under "timings")."""
+    usage = event.get("usage") or usage
+    if isinstance(event.get("timings"), dict):
+        usage = {**(usage or {}), "timings": event["timings"]}
+    return usage
+
+
+def served_tokens(usage: dict | None, completion_tokens: int) -> float | None:
+    """Tokens a server says it computed for a request: llama.cpp server's evaluated
+    prompt tokens (`timings.prompt_n`), or the prompt less its prefix-cache hit
+    (`usage.prompt_tokens_details.cached_tokens`, vLLM and OpenAI), plus the completion;
+    None where it says neither."""
+    if not usage:
+        return None
+    timings = usage.get("timings") or {}
+    if timings.get("prompt_n") is not None:
+        return float(timings["prompt_n"]) + float(timings.get("predicted_n", completion_tokens))
+    details = usage.get("prompt_tokens_details") or {}
+    if details.get("cached_tokens") is not None and usage.get("prompt_tokens") is not None:
+        return float(usage["prompt_tokens"]) - float(details["cached_tokens"]) + completion_tokens
+    return None

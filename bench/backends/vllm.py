@@ -118,7 +118,15 @@ class VLLMBackend(TimedLM):
                 entry = output.prompt_logprobs[position][tokens[position]]
                 logprob += entry.logprob
                 greedy = greedy and entry.rank == 1
-            timing = RequestTiming(request_type, share, len(tokens) - n_cont, n_cont, len(pairs))
+            timing = RequestTiming(
+                request_type,
+                share,
+                len(tokens) - n_cont,
+                n_cont,
+                len(pairs),
+                # The engine's count: the prompt less what its prefix cache held.
+                computed_tokens=len(tokens) - (output.num_cached_tokens or 0),
+            )
             results.append((logprob, greedy, timing))
         return report_all(results, done)
 
@@ -172,8 +180,8 @@ class VLLMBackend(TimedLM):
             for p, o in zip(prompts, outputs, strict=True)
         ]
         results = []
-        for (_, spec), prompt, output, share in zip(
-            jobs, prompts, outputs, split_time(elapsed, computed), strict=True
+        for (_, spec), prompt, output, share, tokens in zip(
+            jobs, prompts, outputs, split_time(elapsed, computed), computed, strict=True
         ):
             completion = output.outputs[0]
             text = postprocess_generated_text(completion.text, spec.until, None)
@@ -183,6 +191,7 @@ class VLLMBackend(TimedLM):
                 len(prompt["prompt_token_ids"]),
                 len(completion.token_ids),
                 len(jobs),
+                computed_tokens=tokens,
             )
             results.append((text, timing))
         return report_all(results, done)

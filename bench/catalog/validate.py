@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from bench.catalog.clusters import declared_field
+
 
 @dataclass
 class TaskYamlError(Exception):
@@ -278,6 +280,8 @@ def check_task_data(path: Path, config: dict) -> None:
         if "process_docs" not in config
         else set()
     )
+    # metadata: {cluster: FIELD} groups the documents (bench/catalog/clusters.py).
+    cluster = declared_field(config.get("metadata")) if "process_docs" not in config else None
     for name in names:
         if not isinstance(name, str):
             raise TaskYamlError(path, where, DATA_FIELD, f"data file {name!r} is not a file name")
@@ -305,6 +309,10 @@ def check_task_data(path: Path, config: dict) -> None:
                     line,
                     missing[0],
                     f"row lacks the field the template of {path.name} uses",
+                )
+            if cluster is not None and row.get(cluster) is None:
+                raise TaskYamlError(
+                    data, line, cluster, f"row lacks the field {path.name} names as its cluster"
                 )
             if config.get("output_type") == "multiple_choice":
                 _check_label(data, line, config, row)

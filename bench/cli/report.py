@@ -20,8 +20,10 @@ def compare(
     include_limited: IncludeLimitedOption = False,
     store: StoreOption = None,
 ) -> None:
-    """Per-task score differences between two models, with paired-bootstrap p-values."""
-    from bench.report.leaderboard import ALPHA, Selection
+    """Per-task differences between two models: paired-bootstrap 95% CI and p-value,
+    win/tie/loss counts per sample, minimum detectable difference (MDE), and the design
+    effect where a task's documents come in clusters (docs/statistics.md)."""
+    from bench.report.leaderboard import COMPARE_HEADERS, Selection, delta_cells
     from bench.report.leaderboard import compare as compare_models
     from bench.store.store import open_store
 
@@ -30,20 +32,10 @@ def compare(
         deltas = compare_models(open_store(store), first, second, selection)
     except LookupError as err:
         fail(str(err))
-    table = Table("task", "metric", escape(first), escape(second), "delta", "p", "significant")
+    table = Table("task", "metric", escape(first), escape(second), *COMPARE_HEADERS)
     for d in deltas:
-        p = "n/a" if d.p_value is None else f"{d.p_value:.3f}"
-        significant = "" if d.p_value is None else ("yes" if d.p_value < ALPHA else "no")
-        table.add_row(
-            escape(d.task),
-            d.metric,
-            f"{d.a:.4f}",
-            f"{d.b:.4f}",
-            f"{d.a - d.b:+.4f}",
-            p,
-            significant,
-        )
-    Console(width=160).print(table)
+        table.add_row(escape(d.task), escape(d.metric), *delta_cells(d).values())
+    Console(width=200).print(table)
 
 
 def report(

@@ -6,6 +6,9 @@ import importlib.metadata
 import os
 import platform
 import sys
+from pathlib import Path
+
+from bench.hardware.peak import measure, run_target
 
 PACKAGES = ("bench", "lm_eval", "torch", "transformers", "datasets", "accelerate")
 
@@ -39,8 +42,12 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware() -> dict[str, str | int | float]:
-    info: dict[str, str | int | float] = {
+def hardware(settings=None, model_path: Path | None = None) -> dict:
+    """This machine. With a run's `settings` (and its model's path), also the peaks its
+    model's device can attain in the run's dtype, measured now (bench/hardware/peak.py):
+    info["peak"], the MFU and MBU denominators where the hardware profile declares none;
+    {"error": ...} where the measurement failed (a run never fails for it)."""
+    info: dict = {
         "machine": platform.machine(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count() or 0,
@@ -51,6 +58,13 @@ def hardware() -> dict[str, str | int | float]:
     if names:
         info["gpu"] = names[0]
         info["gpu_count"] = len(names)
+    if settings is not None:
+        target = run_target(settings.backend, settings.model_args, model_path, bool(names))
+        if target is not None:
+            try:
+                info["peak"] = measure(target)
+            except Exception as err:  # no torch, an odd device or dtype: no measured peak
+                info["peak"] = {"error": f"{type(err).__name__}: {err}"}
     return info
 
 

@@ -15,6 +15,7 @@ from bench.backends import create_backend
 from bench.backends.process import ModelProcess
 from bench.backends.spawn import in_child_process, spawn
 from bench.backends.timing import RequestLog
+from bench.catalog.clusters import cluster_field, cluster_of
 from bench.catalog.loader import LoadedTask
 from bench.engine.environment import hardware, package_versions
 from bench.errors import RunFailed
@@ -208,7 +209,8 @@ def _evaluate(
     energy.stop()
 
     pairing = {t.name: f for t in tasks if (f := paired_field(t.task))}
-    samples = _samples(results, backend.timings, pairing)
+    clustering = {t.name: f for t in tasks if (f := cluster_field(t.task))}
+    samples = _samples(results, backend.timings, pairing, clustering)
     versions = [
         TaskVersion(
             t.name,
@@ -225,7 +227,7 @@ def _evaluate(
         tasks=versions,
         settings=settings,
         versions=_versions(backend),
-        hardware=hardware(),
+        hardware=hardware(settings, model.path),
         started_at=started_at,
         load_s=load_s,
         wall_s=wall_s,
@@ -386,8 +388,11 @@ def _as_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _samples(results: dict, timings: RequestLog, pairing: dict[str, str]) -> list[SampleRecord]:
-    """pairing: task -> the document field that groups its paired prompts."""
+def _samples(
+    results: dict, timings: RequestLog, pairing: dict[str, str], clustering: dict[str, str]
+) -> list[SampleRecord]:
+    """pairing: task -> the document field that groups its paired prompts; clustering:
+    task -> the document field that names each document's cluster."""
     by_doc = timings.by_doc()
     records = []
     for task_name, entries in results.get("samples", {}).items():
@@ -410,6 +415,7 @@ def _samples(results: dict, timings: RequestLog, pairing: dict[str, str]) -> lis
                     wall_s=sum(p.wall_s for p in parts),
                     prompt_tokens=sum(p.prompt_tokens for p in parts),
                     completion_tokens=sum(p.completion_tokens for p in parts),
+                    cluster=cluster_of(entry, clustering.get(task_name)),
                 )
             )
     return records

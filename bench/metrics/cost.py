@@ -10,17 +10,23 @@ a changed price changes the report and never the measurements.
 - endpoint profiles: cost = input tokens x its price + output tokens x its price.
 - $ per 1k samples = cost / samples x 1000; $ per correct answer = cost / (primary
   accuracy x samples), over the tasks with an accuracy-like primary metric.
-- MFU = achieved FLOP/s / peak, with achieved FLOP/s = 2 x parameters x tokens / time
-  (the forward pass only; attention FLOPs ignored): meaningful for prefill-heavy work.
+- MFU = achieved FLOP/s / peak FLOP/s, with achieved FLOP/s = 2 x parameters x the
+  tokens the model computed / time (the forward pass only; attention FLOPs ignored):
+  meaningful for prefill-heavy work. Computed tokens are recorded per request by the
+  backend (bench/backends/timing.py: a shared context once, cached prefixes not at all).
 - MBU = achieved bytes/s / memory bandwidth, with bytes per decode step = weights +
   KV cache read (per sequence: 2 x layers x KV heads x head size x bytes x context) and
   one step per TPOT: meaningful for decode.
+- Peaks: the profile's declared `peak_flops` / `memory_bandwidth_bytes_s` where it has
+  them, else those measured on the machine as the run ended (bench/hardware/peak.py).
+  Neither figure is clamped: above 1 would mean a wrong count or a wrong peak.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.hardware.peak import Peak, bytes_text, flops_text
 from bench.hardware.profiles import HardwareProfile
 
 
@@ -59,11 +65,38 @@ def cost(
     return Cost(total, per_in, per_out, per_1k, _ratio(total, correct))
 
 
-def mfu(profile: HardwareProfile | None, params: int | None, tokens: int, wall_s: float):
-    """Model FLOPs utilization: 2 x parameters x tokens / time / peak FLOP/s."""
-    if profile is None or not profile.peak_flops or not params or wall_s <= 0:
+def flops_peak(profile: HardwareProfile | None, measured: Peak | None = None) -> Peak | None:
+    """The MFU denominator: the profile's declared peak, else the measured one."""
+    if profile is not None and profile.peak_flops:
+        return Peak(
+            profile.peak_flops,
+            f"declared by profile {profile.name}: {flops_text(profile.peak_flops)}",
+        )
+    return measured
+
+
+def bandwidth_peak(profile: HardwareProfile | None, measured: Peak | None = None) -> Peak | None:
+    """The MBU denominator: the profile's declared bandwidth, else the measured one."""
+    if profile is not None and profile.memory_bandwidth_bytes_s:
+        return Peak(
+            profile.memory_bandwidth_bytes_s,
+            f"declared by profile {profile.name}: {bytes_text(profile.memory_bandwidth_bytes_s)}",
+        )
+    return measured
+
+
+def mfu(
+    profile: HardwareProfile | None,
+    params: int | None,
+    tokens: float,
+    wall_s: float,
+    measured: Peak | None = None,
+) -> float | None:
+    """Model FLOPs utilization: 2 x parameters x computed tokens / time / peak FLOP/s."""
+    peak = flops_peak(profile, measured)
+    if peak is None or not params or wall_s <= 0:
         return None
-    return 2 * params * tokens / wall_s / profile.peak_flops
+    return 2 * params * tokens / wall_s / peak.value
 
 
 def mbu(
@@ -73,16 +106,12 @@ def mbu(
     context_tokens: float,
     tpot_s: float | None,
     sequences: float = 1,
-):
+    measured: Peak | None = None,
+) -> float | None:
     """Memory bandwidth utilization of decode: (weights + the KV cache of `sequences`
     sequences of `context_tokens`) read once per step of `tpot_s` seconds / bandwidth."""
-    if (
-        profile is None
-        or not profile.memory_bandwidth_bytes_s
-        or not weight_bytes
-        or not tpot_s
-        or tpot_s <= 0
-    ):
+    peak = bandwidth_peak(profile, measured)
+    if peak is None or not weight_bytes or not tpot_s or tpot_s <= 0:
         return None
     step_bytes = weight_bytes + (kv_bytes_per_token or 0) * context_tokens * sequences
-    return step_bytes / tpot_s / profile.memory_bandwidth_bytes_s
+    return step_bytes / tpot_s / peak.value

@@ -235,7 +235,7 @@ def run_probe(
         probe=probe,
         tasks=[t.name for t in tasks],
         started_at=started_at,
-        hardware=hardware(),
+        hardware=hardware(settings, model.path),  # with its peaks, the model closed
         hardware_profile=hardware_profile,
         ignore_eos=ignore_eos,
         levels=level_records,

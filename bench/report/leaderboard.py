@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,20 @@ from sqlalchemy.engine import Engine
 from bench.hardware.profiles import HardwareProfile, load_profiles
 from bench.metrics.latency import LatencySummary
 from bench.report.performance import RunPerformance, level_performance, run_performance
-from bench.report.stats import ALPHA, bootstrap_ci, is_accuracy_like, paired_p_value, tied_ranks
+from bench.report.stats import (
+    ALPHA,
+    PairedDifference,
+    bootstrap_ci,
+    design_effect,
+    groups_of,
+    is_accuracy_like,
+    is_clustered,
+    minimum_detectable_difference,
+    paired_difference,
+    paired_p_value,
+    resampled_means,
+    tied_ranks,
+)
 from bench.scoring.disparity import AGGREGATIONS
 from bench.store.probes import probe_levels_frame
 from bench.store.schema import Run, RunTask, Sample
@@ -62,6 +76,12 @@ class Cell:
     outdated: bool = False  # made with an older version of the task than the current one
     limited: bool = False  # from a run with --limit: a subset of the task's documents
     provenance: str = MEASURED  # MEASURED here, IMPORTED from a bundle, or SPOT_CHECKED
+    # doc_id -> cluster id, where the task declares clusters (metadata `cluster`).
+    clusters: dict[int, str] = field(default_factory=dict)
+
+    def clusters_of(self, docs: list[int]) -> list[str | None] | None:
+        """The documents' cluster ids, or None where the task declares no clusters."""
+        return [self.clusters.get(d) for d in docs] if self.clusters else None
 
 
 @dataclass
@@ -190,31 +210,41 @@ def measured_speed(engine: Engine, selection: Selection = EVERYTHING) -> pd.Data
     return newest[["wall_s", "tokens_per_s", "run_id", "claimed"]]
 
 
-def _sample_items(engine: Engine, cells: pd.DataFrame) -> dict[tuple[str, str, str], dict]:
-    """(run_id, task, filter) -> {doc_id: per-sample value of the cell's metric}."""
+SampleKey = tuple[str, str, str]  # (run_id, task, filter)
+
+
+def _sample_items(
+    engine: Engine, cells: pd.DataFrame
+) -> tuple[dict[SampleKey, dict], dict[SampleKey, dict]]:
+    """(run_id, task, filter) -> {doc_id: per-sample value of the cell's metric}, and
+    -> {doc_id: cluster id} for the documents whose task declares clusters."""
     wanted = {(r.run_id, r.task, r.filter): r.metric for r in cells.itertuples()}
-    items: dict[tuple[str, str, str], dict] = {key: {} for key in wanted}
-    query = select(Sample.run_id, Sample.task, Sample.filter, Sample.doc_id, Sample.scores).where(
-        Sample.run_id.in_({key[0] for key in wanted})
-    )
+    items: dict[SampleKey, dict] = {key: {} for key in wanted}
+    clusters: dict[SampleKey, dict] = {key: {} for key in wanted}
+    query = select(
+        Sample.run_id, Sample.task, Sample.filter, Sample.doc_id, Sample.scores, Sample.cluster
+    ).where(Sample.run_id.in_({key[0] for key in wanted}))
     with engine.connect() as connection:
-        for run_id, task, filt, doc_id, scores in connection.execute(query):
+        for run_id, task, filt, doc_id, scores, cluster in connection.execute(query):
             metric = wanted.get((run_id, task, filt))
             if metric is not None and metric in scores:
                 value = scores[metric]
                 items[(run_id, task, filt)][doc_id] = (
                     tuple(value) if isinstance(value, list) else value
                 )
-    return items
+                if cluster is not None:
+                    clusters[(run_id, task, filt)][doc_id] = cluster
+    return items, clusters
 
 
-def _interval(metric: str, values: list) -> tuple[float, float]:
+def _interval(metric: str, values: list, clusters: list | None) -> tuple[float, float]:
+    """Bootstrap interval over the samples; over whole clusters where declared."""
     if values and all(isinstance(v, int | float) for v in values):
-        return bootstrap_ci(values)
+        return bootstrap_ci(values, clusters=clusters)
     from lm_eval.api.registry import get_metric_aggregation
 
     aggregate = AGGREGATIONS.get(metric) or get_metric_aggregation(metric)
-    return bootstrap_ci(values, aggregate=aggregate)
+    return bootstrap_ci(values, aggregate=aggregate, clusters=clusters)
 
 
 def board(
@@ -230,24 +260,30 @@ def board(
         TaskColumn(task, group["metric"].iloc[0], _flag(group["higher_is_better"].iloc[0]))
         for task, group in cells.groupby("task")
     ]
-    items = _sample_items(engine, cells)
+    items, clusters = _sample_items(engine, cells)
     speed = measured_speed(engine, selection)
     rows = []
     for (model, backend), group in cells.groupby(["model", "backend"]):
         row_cells = {}
         for c in group.itertuples():
             per_doc = items[(c.run_id, c.task, c.filter)]
+            grouped = clusters[(c.run_id, c.task, c.filter)]
             stderr = None if c.stderr is None or pd.isna(c.stderr) else float(c.stderr)
             accuracy = is_accuracy_like(c.higher_is_better, c.value)
             row_cells[c.task] = Cell(
                 value=float(c.value),
                 stderr=stderr,
-                ci=_interval(c.metric, list(per_doc.values())),
+                ci=_interval(
+                    c.metric,
+                    list(per_doc.values()),
+                    [grouped.get(d) for d in per_doc] if grouped else None,
+                ),
                 run_id=c.run_id,
                 scores={d: float(v) for d, v in per_doc.items()} if accuracy else {},
                 outdated=bool(c.outdated),
                 limited=bool(c.limited),
                 provenance=provenance_of(c.provenance),
+                clusters=grouped,
             )
         averaged = [cell for cell in row_cells.values() if cell.scores]
         average = float(np.mean([c.value for c in averaged])) if averaged else float("nan")
@@ -276,8 +312,10 @@ def _average_ci(cells: list[Cell]) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     draws = np.zeros(2000)
     for cell in cells:
-        values = np.array(list(cell.scores.values()))
-        draws += values[rng.integers(0, len(values), size=(2000, len(values)))].mean(axis=1)
+        docs = list(cell.scores)
+        values = np.array([cell.scores[d] for d in docs])
+        groups = groups_of(cell.clusters_of(docs), len(docs))
+        draws += resampled_means(values, groups, 2000, rng)
     draws /= len(cells)
     low, high = np.quantile(draws, [ALPHA / 2, 1 - ALPHA / 2])
     return float(low), float(high)
@@ -301,13 +339,23 @@ def compare_rows(a: Row, b: Row, tasks: list[str] | None = None) -> float:
     shared = [
         t for t in (tasks or a.cells) if t in b.cells and a.cells[t].scores and b.cells[t].scores
     ]
-    xs, ys = [], []
+    xs, ys, clusters = [], [], []
     for task in shared:
-        docs = sorted(set(a.cells[task].scores) & set(b.cells[task].scores))
-        if docs:
-            xs.append(np.array([a.cells[task].scores[d] for d in docs]))
-            ys.append(np.array([b.cells[task].scores[d] for d in docs]))
-    return paired_p_value(xs, ys) if xs else 1.0
+        x, y, c = paired_scores(a.cells[task], b.cells[task])
+        if len(x):
+            xs.append(x)
+            ys.append(y)
+            clusters.append(c)
+    return paired_p_value(xs, ys, clusters=clusters) if xs else 1.0
+
+
+def paired_scores(a: Cell, b: Cell) -> tuple[np.ndarray, np.ndarray, list | None]:
+    """Two cells' per-document scores on the documents both answered, in one order,
+    with the documents' cluster ids (None where the task declares no clusters)."""
+    docs = sorted(set(a.scores) & set(b.scores))
+    x = np.array([a.scores[d] for d in docs], dtype=float)
+    y = np.array([b.scores[d] for d in docs], dtype=float)
+    return x, y, (a.clusters_of(docs) if a.clusters else b.clusters_of(docs))
 
 
 def cell_text(cell: Cell | None) -> str:
@@ -336,7 +384,10 @@ def leaderboard(
     profiles: dict[str, HardwareProfile] | None = None,
 ) -> pd.DataFrame:
     """The board as text cells: what the Markdown shows."""
-    result = board(engine, selection, profiles)
+    return board_table(board(engine, selection, profiles))
+
+
+def board_table(result: Board) -> pd.DataFrame:
     records = []
     for row in result.rows:
         record = {"rank": row.rank, "model": md(row.model), "backend": row.backend}
@@ -366,27 +417,48 @@ def md(text: str) -> str:
     )
 
 
+# How to read the board, one point each: bullets in the Markdown, a list on the site, so
+# both say the same.
+READING_GUIDE: tuple[tuple[str, str], ...] = (
+    (
+        "Score",
+        "the task's primary metric from the newest complete run (↑ higher is better, "
+        "↓ lower is better).",
+    ),
+    (
+        "(low–high)",
+        "its 95% confidence interval, from resampling the run's documents (bootstrap): "
+        "how far the score could move by the luck of which documents the task holds.",
+    ),
+    (
+        "Rank",
+        "by the average of the bounded higher-is-better scores (accuracy, exact match). "
+        'A range such as "2-3" is a tie: a paired bootstrap over the documents both '
+        "models answered finds no significant difference (p < 0.05).",
+    ),
+    (
+        "§ claimed, ✓ verified",
+        "§: from a contributor's bundle; its scores were recomputed here from its "
+        "answers, but which model gave them, and its speed and cost, are taken on "
+        "trust. ✓: its answers were reproduced here by re-running samples (--spot-check).",
+    ),
+    (
+        "‡ limited",
+        "a run on a subset of the documents (--limit), shown only with "
+        "--include-limited where no full run exists.",
+    ),
+    ("† outdated", "made with an older version of the task: rerun to compare like with like."),
+    (
+        "Speed and cost",
+        "from the newest run whose requests all ran on the model; wall time excludes "
+        "model load, tokens/s counts prompt and completion tokens; TTFT and ITL from "
+        "streamed generations; cost from the run's hardware profile at its current price "
+        "($/1M output tokens = $ per second / output tokens per second x 1e6; $/correct "
+        '= cost / (accuracy x samples)). Definitions: the README, "Latency and cost".',
+    ),
+)
 INTRO = (
-    "# Leaderboard\n\n"
-    "Each cell is the task's primary metric from the newest complete run, with its 95% "
-    "bootstrap confidence interval over the run's samples. ↑ higher is better, ↓ lower is "
-    "better. The average covers the bounded higher-is-better scores (accuracy, exact "
-    'match). Ranks follow the average; models share a rank range ("1-2") unless a paired '
-    "bootstrap on the documents both answered finds the difference significant (p < 0.05). "
-    "Wall time is the evaluation time with model load excluded; tokens/s counts prompt and "
-    "completion tokens over that time; both come from the newest run whose requests all "
-    "ran on the model (none reused from the store). † marks a result made with an older "
-    "version of the task (its YAML or data changed since): rerun it to compare like with "
-    "like. ‡ marks a run limited to a subset of the task's documents (shown only with "
-    "--include-limited, where no full run exists). § marks what a contributor's bundle "
-    "claims: its scores were recomputed from the model's answers on import, but which "
-    "model gave those answers, and its speed and cost, are taken on trust; ✓ marks an "
-    "imported result whose answers were reproduced here by re-running samples "
-    "(--spot-check). From the same run: TTFT and ITL of its "
-    "streamed generation requests, output tokens/s, and its cost priced with the run's "
-    "hardware profile as the profiles read now ($/1M output tokens = price per second / "
-    "output tokens per second x 1e6; $ per correct answer = cost / (accuracy x samples)); "
-    'see the README\'s "Latency and cost" for every definition.\n\n'
+    "# Leaderboard\n\n" + "".join(f"- **{term}**: {text}\n" for term, text in READING_GUIDE) + "\n"
 )
 PROBE_INTRO = (
     "## Latency probes\n\n"
@@ -459,7 +531,11 @@ def performance_numbers(perf: RunPerformance | None) -> dict[str, float | str | 
         "usd_per_1k_samples": perf.cost.per_1k_samples,
         "usd_per_correct": perf.cost.per_correct,
         "mfu": perf.mfu,
+        "mfu_tokens": perf.computed_tokens,
+        "mfu_tokens_counted": perf.tokens_counted,
+        "peak_flops_source": perf.flops_peak.source if perf.flops_peak else None,
         "mbu": perf.mbu,
+        "memory_bandwidth_source": perf.bandwidth_peak.source if perf.bandwidth_peak else None,
         "energy_j": perf.energy_j,
         "joules_per_output_token": perf.joules_per_output_token,
     }
@@ -526,7 +602,8 @@ def write_markdown(
     profiles: dict[str, HardwareProfile] | None = None,
 ) -> Path:
     profiles = load_profiles() if profiles is None else profiles
-    table = leaderboard(engine, selection, profiles)
+    result = board(engine, selection, profiles)
+    table = board_table(result)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "leaderboard.md"
     body = (
@@ -534,6 +611,9 @@ def write_markdown(
         if not table.empty
         else "_No complete runs in the store match this report._"
     )
+    detectable = mde_markdown(result)
+    if detectable:
+        body += "\n\n" + MDE_INTRO + detectable
     probes = probe_table(engine, selection, profiles)
     if not probes.empty:
         body += "\n\n" + PROBE_INTRO + probes.to_markdown(index=False, disable_numparse=True)
@@ -572,6 +652,23 @@ def long_frame(
     return pd.DataFrame(records)
 
 
+def row_label(row: Row, rows: list[Row]) -> str:
+    """How `bench compare` names a row: its model, or model@backend where the model has
+    rows on several backends."""
+    alone = sum(r.model == row.model for r in rows) == 1
+    return row.model if alone else f"{row.model}@{row.backend}"
+
+
+def find_row(result: Board, name: str) -> Row:
+    """The row `name` ("model" or "model@backend") names; LookupError if not exactly one."""
+    model, _, backend = name.partition("@")
+    matches = [r for r in result.rows if r.model == model and backend in ("", r.backend)]
+    if len(matches) != 1:
+        known = ", ".join(f"{r.model}@{r.backend}" for r in result.rows)
+        raise LookupError(f"'{name}' matches {len(matches)} rows; rows: {known}")
+    return matches[0]
+
+
 @dataclass(frozen=True)
 class TaskDelta:
     task: str
@@ -579,6 +676,9 @@ class TaskDelta:
     a: float
     b: float
     p_value: float | None  # None where per-sample scores cannot be paired
+    # The paired comparison on the documents both answered (bench/report/stats.py), where
+    # the metric is accuracy-like; p_value is its p-value.
+    paired: PairedDifference | None = None
 
 
 def compare(
@@ -586,27 +686,125 @@ def compare(
 ) -> list[TaskDelta]:
     """Per-task differences between two rows ("model" or "model@backend")."""
     result = board(engine, selection)
+    return compare_pair(result, find_row(result, first), find_row(result, second))
 
-    def find(name: str) -> Row:
-        model, _, backend = name.partition("@")
-        matches = [r for r in result.rows if r.model == model and backend in ("", r.backend)]
-        if len(matches) != 1:
-            known = ", ".join(f"{r.model}@{r.backend}" for r in result.rows)
-            raise LookupError(f"'{name}' matches {len(matches)} rows; rows: {known}")
-        return matches[0]
 
-    a, b = find(first), find(second)
+def compare_pair(result: Board, a: Row, b: Row) -> list[TaskDelta]:
+    """What `bench compare` prints and the site's compare pages show, for rows of `result`."""
     deltas = []
     for column in result.columns:
-        if column.task in a.cells and column.task in b.cells:
-            paired = a.cells[column.task].scores and b.cells[column.task].scores
-            deltas.append(
-                TaskDelta(
+        if column.task not in a.cells or column.task not in b.cells:
+            continue
+        first, second = a.cells[column.task], b.cells[column.task]
+        paired = None
+        if first.scores and second.scores:
+            x, y, clusters = paired_scores(first, second)
+            paired = paired_difference(x, y, clusters) if len(x) else None
+        deltas.append(
+            TaskDelta(
+                column.task,
+                column.metric,
+                first.value,
+                second.value,
+                None if paired is None else paired.p_value,
+                paired,
+            )
+        )
+    return deltas
+
+
+COMPARE_HEADERS = (
+    "delta",
+    "95% CI",
+    "p",
+    "significant",
+    "win/tie/loss",
+    "MDE",
+    "design effect",
+)
+
+
+def delta_cells(delta: TaskDelta) -> dict[str, str]:
+    """A task's comparison as text: the two scores ("a", "b") and COMPARE_HEADERS;
+    `bench compare` and the compare page both show exactly these."""
+    p = delta.paired
+    scores = {"a": f"{delta.a:.4f}", "b": f"{delta.b:.4f}"}
+    difference = f"{delta.a - delta.b:+.4f}"
+    if p is None:  # not accuracy-like (perplexity): no paired comparison
+        figures = (difference, *["n/a"] * (len(COMPARE_HEADERS) - 1))
+    else:
+        figures = (
+            difference,
+            f"[{p.ci[0]:+.4f}, {p.ci[1]:+.4f}]",
+            f"{p.p_value:.3f}",
+            "yes" if p.p_value < ALPHA else "no",
+            f"{p.wins}/{p.ties}/{p.losses}",
+            _num(p.mde, 4),
+            f"{_num(p.design_effect, 2)} ({p.groups} clusters)" if p.clustered else "—",
+        )
+    return scores | dict(zip(COMPARE_HEADERS, figures, strict=True))
+
+
+@dataclass(frozen=True)
+class NeighbourMde:
+    """The minimum detectable difference between two rows adjacent on the board."""
+
+    task: str
+    a: str  # row labels (row_label)
+    b: str
+    n: int  # documents both answered
+    mde: float
+    design_effect: float  # 1 where the task declares no clusters
+    clusters: int | None  # clusters among the documents, where declared
+
+
+def neighbour_mdes(result: Board) -> list[NeighbourMde]:
+    """For each accuracy-like task, each pair of rows next to each other in board order
+    (among the rows that scored the task): the task's power to tell them apart."""
+    found = []
+    for column in result.columns:
+        rows = [r for r in result.rows if column.task in r.cells and r.cells[column.task].scores]
+        for upper, lower in zip(rows, rows[1:], strict=False):
+            x, y, clusters = paired_scores(upper.cells[column.task], lower.cells[column.task])
+            if len(x) < 2:
+                continue
+            groups = groups_of(clusters, len(x))
+            found.append(
+                NeighbourMde(
                     column.task,
-                    column.metric,
-                    a.cells[column.task].value,
-                    b.cells[column.task].value,
-                    compare_rows(a, b, [column.task]) if paired else None,
+                    row_label(upper, result.rows),
+                    row_label(lower, result.rows),
+                    len(x),
+                    minimum_detectable_difference(x - y, groups),
+                    design_effect(x - y, groups),
+                    int(groups.max()) + 1 if is_clustered(groups) else None,
                 )
             )
-    return deltas
+    return found
+
+
+MDE_INTRO = (
+    "## Minimum detectable differences\n\n"
+    "Per task, the smallest true difference between two models next to each other above "
+    "that a paired test on the task's documents would detect 80% of the time at alpha "
+    "0.05, from the spread of their per-document differences (docs/statistics.md): two "
+    "neighbours closer than this are ones the task is too small to separate. Where a task "
+    "declares that its documents come in clusters, each cluster counts once and the design "
+    "effect (how much clustering inflates the variance) is given.\n\n"
+)
+
+
+def mde_markdown(result: Board) -> str:
+    """One line per task: its neighbours' minimum detectable differences."""
+    lines = []
+    for task, group in groupby(neighbour_mdes(result), key=lambda m: m.task):
+        group = list(group)
+        pairs = "; ".join(
+            f"{md(m.a)} vs {md(m.b)}: {_num(m.mde, 4)}"
+            + (f" (design effect {_num(m.design_effect, 2)})" if m.clusters else "")
+            for m in group
+        )
+        size = f"n = {group[0].n}"
+        size += f", {group[0].clusters} clusters" if group[0].clusters else ""
+        lines.append(f"- {md(task)} ({size}): {pairs}")
+    return "\n".join(lines)

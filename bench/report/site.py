@@ -3,9 +3,7 @@ file:// (no server, no external scripts). Every value is escaped by Jinja2."""
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +13,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.hardware.profiles import HardwareProfile, load_profiles
-from bench.report import plots
+from bench.report import manifest, plots
+from bench.report.compare_page import write_compare_pages
 from bench.report.leaderboard import (
     EVERYTHING,
-    INTRO,
     PERFORMANCE_HEADERS,
     PROBE_INTRO,
+    READING_GUIDE,
     Board,
     Selection,
     arrow,
@@ -29,15 +28,11 @@ from bench.report.leaderboard import (
     probe_table,
 )
 from bench.report.performance import RunPerformance, run_performance
+from bench.report.samples import write_samples
+from bench.report.slugs import slug
 from bench.store.schema import Metric, RequestTiming, Run
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-def slug(text: str) -> str:
-    """A file name that cannot escape the site folder, whatever the task is called."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip(".-") or "x"
-    return cleaned[:80]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -175,7 +170,7 @@ def write_site(
             title="Leaderboard",
             root="",
             tasks_nav=nav,
-            intro=INTRO.split("\n\n", 1)[1].strip(),
+            guide=READING_GUIDE,
             columns=result.columns,
             rows=rows,
             plots=plot_list,
@@ -209,11 +204,13 @@ def write_site(
         )
         (site / "tasks" / f"{slug(column.task)}.html").write_text(page)
 
+    write_compare_pages(result, site, env, nav)
+    write_samples(engine, site, result, env, nav)
+
     with Session(engine) as session:
         shown = {cell.run_id for row in result.rows for cell in row.cells.values()}
         efficiency = run_performance(engine, list(shown), profiles)
         for run in session.scalars(select(Run).where(Run.run_id.in_(shown))):
-            manifest = {c.name: getattr(run, c.name) for c in Run.__table__.columns}
             metrics = session.scalars(select(Metric).where(Metric.run_id == run.run_id)).all()
             page = env.get_template("run.html.j2").render(
                 title=f"Run {run.run_id}",
@@ -222,7 +219,12 @@ def write_site(
                 run=run,
                 metrics=metrics,
                 efficiency=_efficiency_rows(efficiency.get(run.run_id)),
-                manifest=json.dumps(manifest, indent=2, default=str),
+                tasks=[
+                    (task, f"../samples/{slug(task.task)}.html")
+                    for task in manifest.run_tasks(session, run.run_id)
+                ],
+                sections=manifest.sections(run),
+                manifest=manifest.raw(run),
             )
             (site / "runs" / f"{slug(run.run_id)}.html").write_text(page)
     return site / "index.html"
@@ -257,8 +259,14 @@ def _efficiency_rows(perf: RunPerformance | None) -> list[tuple[str, str]]:
         ("$ per 1M output tokens", usd(perf.cost.per_1m_output)),
         ("$ per 1k samples", usd(perf.cost.per_1k_samples)),
         ("$ per correct answer", usd(perf.cost.per_correct)),
-        ("MFU (2 x params x tokens / time / peak)", pct(perf.mfu)),
+        ("MFU (2 x params x computed tokens / time / peak FLOP/s)", pct(perf.mfu)),
+        ("tokens counted for MFU", f"{perf.computed_tokens:,.0f}: {perf.tokens_counted}"),
+        ("peak FLOP/s", perf.flops_peak.source if perf.flops_peak else "none measured or declared"),
         ("MBU (weights + KV per decode step / TPOT / bandwidth)", pct(perf.mbu)),
+        (
+            "memory bandwidth",
+            perf.bandwidth_peak.source if perf.bandwidth_peak else "none measured or declared",
+        ),
         (
             "energy (J)",
             f"{perf.energy_j:.1f}" if perf.energy_j is not None else f"— ({perf.energy_note})",

@@ -19,7 +19,7 @@ FIRST_REVISION = "0001"
 # The newest revision under migrations/versions, so that opening an up-to-date store
 # needs no Alembic import (0.3 s of every run's start-up); tests/test_store.py checks it
 # against Alembic's own head.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0005"
 # PostgreSQL advisory lock held while a store migrates ("benchmig" in ASCII); advisory
 # locks are per database, so stores on one server do not wait for each other.
 PG_MIGRATION_LOCK = 0x62656E63686D6967

@@ -90,6 +90,9 @@ class Sample(Base):
     wall_s: Mapped[float] = mapped_column(Float)
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
+    # Revision 0004: the document's cluster where its task declares one (metadata
+    # `cluster`), else None; reports resample whole clusters (bench/report/stats.py).
+    cluster: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 class RequestTiming(Base):
@@ -108,6 +111,10 @@ class RequestTiming(Base):
     ttft_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     chunk_times: Mapped[list | None] = mapped_column(JSON, nullable=True)
     tokens_counted_by: Mapped[str] = mapped_column(String(16))
+    # Revision 0005: tokens that went through the model for this request in this run
+    # (backends/timing.py); NULL in older rows, which the report counts as prompt +
+    # completion tokens and marks.
+    computed_tokens: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class CachedAnswer(Base):

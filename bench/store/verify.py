@@ -197,6 +197,9 @@ def _same_samples(run_id: str, claimed: list[dict], computed) -> None:
         for name in ("prompt", "target", "response"):
             if row[name] != getattr(mine, name):
                 raise BundleRefused(f"{where}: its {name} is not what the local task gives")
+        # Bundles made before revision 0004 carry no cluster, as their tasks declared none.
+        if row.get("cluster") != mine.cluster:
+            raise BundleRefused(f"{where}: its cluster is not what the local task gives")
         if set(row["scores"]) != set(mine.scores):
             raise BundleRefused(f"{where}: scores {sorted(row['scores'])} are not the task's")
         for metric, value in mine.scores.items():

@@ -1,5 +1,15 @@
-// Sorts any table.sortable by a clicked header and filters the leaderboard; no server needed.
+// Sorts any table.sortable by a clicked header, keeps wide tables in a sideways scroller
+// and filters the leaderboard; no server needed.
 (function () {
+  // Pages whose templates do not wrap their tables get the same sideways scroller, so a
+  // wide table never widens the page on a phone (.kv tables wrap their text instead).
+  document.querySelectorAll("table:not(.kv)").forEach(function (table) {
+    if (table.closest(".scroll-x")) return;
+    var wrapper = document.createElement("div");
+    wrapper.className = "scroll-x";
+    table.parentNode.insertBefore(wrapper, table);
+    wrapper.appendChild(table);
+  });
   function key(cell, type) {
     var raw = cell.getAttribute("data-sort");
     if (raw === null) raw = cell.textContent.trim();
