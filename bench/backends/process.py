@@ -335,6 +335,12 @@ def run_model_process(conn: Connection, backend: str) -> None:
     # two runs differ in their last bits (bench/backends/hf.py, fix_arithmetic).
     os.environ.setdefault("MKL_DYNAMIC", "FALSE")
     _serve(conn, backend)
+    # Every answer has reached the parent. What the interpreter's teardown prints next is
+    # the libraries' own exit noise (triton's nanobind "leaked instances" report), not
+    # the user's business: this process's stderr goes nowhere from here on.
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stderr.fileno())
 
 
 if __name__ == "__main__":
