@@ -174,6 +174,7 @@ def test_changing_one_data_row_changes_the_hash_and_marks_older_results(tmp_path
         return (out / "leaderboard.md").read_text().split("\n|")[-1]
 
     assert "†" not in board()
+    assert 'class="outdated"' not in (tmp_path / "r" / "site" / "index.html").read_text()
     data = tasks / "basics" / "data" / "facts_test.jsonl"
     lines = data.read_text().splitlines()
     lines[-1] = lines[-1].replace('"answer": ', '"note": "edited", "answer": ')
@@ -182,4 +183,4 @@ def test_changing_one_data_row_changes_the_hash_and_marks_older_results(tmp_path
     hash_line = [line for line in before.splitlines() if "content hash" in line]
     assert hash_line and hash_line[0] not in after
     assert "†" in board()
-    assert "†" in (tmp_path / "r" / "site" / "index.html").read_text()
+    assert 'class="outdated"' in (tmp_path / "r" / "site" / "index.html").read_text()
