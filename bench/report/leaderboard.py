@@ -4,14 +4,15 @@ A row is a (model, backend). Each task cell is the task's primary metric from th
 complete run that scored all of the task's documents (limited runs only when asked for,
 and then only where no full run exists), with a 95% bootstrap interval over that run's samples. The
 average covers the bounded higher-is-better scores (accuracy, exact match); rows are
-ranked by it, and two rows share ranks unless a paired bootstrap over the documents both
-answered says they differ (p < 0.05).
+ranked by it, and two rows share a rank range unless one's 95% interval of the average
+lies wholly above the other's (the paired bootstrap is `bench compare`'s).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import groupby
@@ -35,9 +36,7 @@ from bench.report.stats import (
     is_clustered,
     minimum_detectable_difference,
     paired_difference,
-    paired_p_value,
     resampled_means,
-    tied_ranks,
 )
 from bench.scoring.disparity import AGGREGATIONS
 from bench.store.probes import probe_levels_frame
@@ -322,31 +321,26 @@ def _average_ci(cells: list[Cell]) -> tuple[float, float]:
 
 
 def _rank(rows: list[Row]) -> None:
+    """Ranks with ties, from each row's 95% interval of its average: a row ranks below
+    another only where the other's interval lies wholly above its own (as Chatbot Arena
+    ranks). Its best rank is 1 + the rows wholly above it, its worst the row count less
+    the rows wholly below it; with the bounds sorted, each is a binary search, so the
+    whole board is n log n (a paired bootstrap per pair was n^2 bootstraps). The paired
+    test stays where two rows are put side by side: `bench compare`, the compare pages."""
     ranked = [r for r in rows if not math.isnan(r.average)]
-    key = {id(r): f"{r.model}\x00{r.backend}" for r in ranked}
-    significant = {}
-    for i, a in enumerate(ranked):
-        for b in ranked[i + 1 :]:
-            significant[(key[id(a)], key[id(b)])] = compare_rows(a, b) < ALPHA
-    labels = tied_ranks([key[id(r)] for r in ranked], significant)
-    for row in ranked:
-        row.rank = labels[key[id(row)]]
+    bounds = [_bounds(r) for r in ranked]
+    lows = sorted(low for low, _ in bounds)
+    highs = sorted(high for _, high in bounds)
+    for row, (low, high) in zip(ranked, bounds, strict=True):
+        best = 1 + len(lows) - bisect_right(lows, high)
+        worst = len(highs) - bisect_left(highs, low)
+        row.rank = str(best) if best == worst else f"{best}-{worst}"
 
 
-def compare_rows(a: Row, b: Row, tasks: list[str] | None = None) -> float:
-    """Paired p-value of two rows' averages over the accuracy-like tasks both scored,
-    on the documents both answered."""
-    shared = [
-        t for t in (tasks or a.cells) if t in b.cells and a.cells[t].scores and b.cells[t].scores
-    ]
-    xs, ys, clusters = [], [], []
-    for task in shared:
-        x, y, c = paired_scores(a.cells[task], b.cells[task])
-        if len(x):
-            xs.append(x)
-            ys.append(y)
-            clusters.append(c)
-    return paired_p_value(xs, ys, clusters=clusters) if xs else 1.0
+def _bounds(row: Row) -> tuple[float, float]:
+    """A row's interval, or its average alone where it has none (too few documents)."""
+    low, high = row.average_ci
+    return (row.average, row.average) if math.isnan(low) else (low, high)
 
 
 def paired_scores(a: Cell, b: Cell) -> tuple[np.ndarray, np.ndarray, list | None]:
@@ -433,8 +427,9 @@ READING_GUIDE: tuple[tuple[str, str], ...] = (
     (
         "Rank",
         "by the average of the bounded higher-is-better scores (accuracy, exact match). "
-        'A range such as "2-3" is a tie: a paired bootstrap over the documents both '
-        "models answered finds no significant difference (p < 0.05).",
+        'A range such as "2-3" is a tie: a model ranks below another only where the '
+        "other's 95% interval of the average lies wholly above its own. For a paired "
+        "test of two models on the documents both answered, open their compare page.",
     ),
     (
         "§ claimed, ✓ verified",

@@ -1,12 +1,9 @@
 """Error bars and significance for per-sample scores (formulas: docs/statistics.md).
 
 - `bootstrap_ci`: 95% percentile bootstrap interval of a mean.
-- `paired_p_value`: two models on the same documents; a paired bootstrap of the mean
-  difference, stratified by task, so it also compares averages over several tasks.
 - `paired_difference`: one task's paired comparison: difference, interval, p-value,
   win / tie / loss counts, minimum detectable difference, design effect.
 - `minimum_detectable_difference`, `design_effect`: analytic, from the observed variance.
-- `tied_ranks`: ranks that show ties where differences are not significant ("1-2").
 
 Where a task declares that its documents come in groups (clusters), every bootstrap
 resamples whole clusters, and variances are the cluster-robust ones: questions on one
@@ -107,31 +104,6 @@ def _two_sided(observed: float, draws: np.ndarray) -> float:
     return float(min(1.0, 2 * share))
 
 
-def paired_p_value(
-    a: list[np.ndarray],
-    b: list[np.ndarray],
-    iterations: int = ITERATIONS,
-    seed: int = 0,
-    clusters: list[Clusters] | None = None,
-) -> float:
-    """Two-sided p-value that the average over tasks of A's and B's mean scores differ.
-
-    `a[t]` and `b[t]` hold the two models' per-document scores on task t, in the same
-    document order; `clusters[t]` the documents' cluster ids where task t declares them.
-    Each bootstrap draw resamples documents (or whole clusters) within every task, the
-    same ones for both models, and recomputes the difference of the task-averaged means.
-    """
-    rng = np.random.default_rng(seed)
-    diffs = [np.asarray(x, float) - np.asarray(y, float) for x, y in zip(a, b, strict=True)]
-    clusters = clusters or [None] * len(diffs)
-    observed = np.mean([d.mean() for d in diffs])
-    draws = np.zeros(iterations)
-    for d, c in zip(diffs, clusters, strict=True):
-        draws += resampled_means(d, groups_of(c, len(d)), iterations, rng)
-    draws /= len(diffs)
-    return _two_sided(observed, draws)
-
-
 def mean_variance(values: np.ndarray, groups: np.ndarray) -> float:
     """Variance of the mean of `values`. Without clusters: s^2 / n (s with n - 1). With
     clusters: the cluster-robust (CR1) estimate G/(G-1) * sum_g (sum_{i in g} r_i)^2 / n^2,
@@ -203,7 +175,7 @@ def paired_difference(
     seed: int = 0,
 ) -> PairedDifference:
     """`a` and `b`: the two models' scores on the same documents, in the same order. The
-    p-value equals `paired_p_value([a], [b], clusters=[clusters])`: the same draws."""
+    interval and the p-value come from the same draws."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     d = a - b
     groups = groups_of(clusters, len(d))
@@ -222,23 +194,6 @@ def paired_difference(
         mde=minimum_detectable_difference(d, groups),
         design_effect=design_effect(d, groups),
     )
-
-
-def tied_ranks(order: list[str], significant: dict[tuple[str, str], bool]) -> dict[str, str]:
-    """Rank labels for models listed best first. `significant[(x, y)]` says whether x and
-    y differ significantly. A model's rank runs from 1 + the number of models
-    significantly better to the number of models not significantly worse."""
-
-    def differ(x: str, y: str) -> bool:
-        return significant.get((x, y), False) or significant.get((y, x), False)
-
-    labels = {}
-    for i, model in enumerate(order):
-        better = sum(differ(other, model) for other in order[:i])
-        worse = sum(differ(model, other) for other in order[i + 1 :])
-        best, worst = better + 1, len(order) - worse
-        labels[model] = str(best) if best == worst else f"{best}-{worst}"
-    return labels
 
 
 def is_accuracy_like(higher_is_better, value: float) -> bool:
